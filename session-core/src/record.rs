@@ -1,0 +1,139 @@
+//! What a store keeps: [`Record`] and its [`Timestamp`]s.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::token::{SessionId, SessionKey};
+
+/// A point in time: whole milliseconds since the Unix epoch, UTC.
+///
+/// Every store must round-trip it exactly, which is why it is milliseconds and
+/// not nanoseconds: PostgreSQL keeps microseconds, Redis expiry keeps
+/// milliseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Self = Self(0);
+
+    /// From milliseconds since the Unix epoch.
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// From a [`SystemTime`], truncated to the millisecond (clamped to `i64`).
+    pub fn from_system_time(time: SystemTime) -> Self {
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => Self(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
+            Err(before) => Self(
+                i64::try_from(before.duration().as_millis())
+                    .map(|m| -m)
+                    .unwrap_or(i64::MIN),
+            ),
+        }
+    }
+
+    /// This instant as a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        let magnitude = Duration::from_millis(self.0.unsigned_abs());
+        if self.0 >= 0 {
+            UNIX_EPOCH + magnitude
+        } else {
+            UNIX_EPOCH - magnitude
+        }
+    }
+
+    /// The wall clock now, to the millisecond.
+    pub fn now() -> Self {
+        Self::from_system_time(SystemTime::now())
+    }
+
+    /// `self + d`, saturating.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Self(self.0.saturating_add(duration_millis(d)))
+    }
+
+    /// `self - d`, saturating.
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        Self(self.0.saturating_sub(duration_millis(d)))
+    }
+
+    /// Time from `earlier` to `self`; zero when `earlier` is later.
+    pub fn since(self, earlier: Self) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({}ms)", self.0)
+    }
+}
+
+/// One stored session, as stores see it: opaque bytes plus the fields they index.
+///
+/// Stores know nothing of cookies, serde, timeouts or encryption; `data` is
+/// produced (and possibly sealed) by the policy layer and must be kept byte for
+/// byte.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Record {
+    /// SHA-256 of the session token; the primary key.
+    pub key: SessionKey,
+    /// Stable id, the same across key rotations.
+    pub id: SessionId,
+    /// The principal this session belongs to, if logged in; indexed.
+    pub user: Option<String>,
+    /// When the session was first stored.
+    pub created_at: Timestamp,
+    /// The effective deadline: the record is invisible at or after this instant.
+    pub expires_at: Timestamp,
+    /// 1 on create, +1 on every successful `update` or `rotate`.
+    pub version: u64,
+    /// Encoded (possibly sealed) session data; opaque to stores.
+    pub data: Vec<u8>,
+}
+
+impl Record {
+    /// Whether the record is live at `now` (`now < expires_at`).
+    pub fn is_live_at(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_round_trips_through_system_time_at_millisecond_precision() {
+        for ms in [0, 1, -1, 1_700_000_000_123, -86_400_001] {
+            let t = Timestamp::from_millis(ms);
+            assert_eq!(Timestamp::from_system_time(t.to_system_time()), t);
+        }
+    }
+
+    #[test]
+    fn timestamp_arithmetic_saturates() {
+        let t = Timestamp::from_millis(i64::MAX - 1);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(1)).as_millis(),
+            i64::MAX
+        );
+        let early = Timestamp::from_millis(5);
+        assert_eq!(early.since(Timestamp::from_millis(10)), Duration::ZERO);
+        assert_eq!(
+            Timestamp::from_millis(10).since(early),
+            Duration::from_millis(5)
+        );
+    }
+}

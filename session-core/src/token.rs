@@ -1,0 +1,234 @@
+//! Session identity: the secret [`SessionToken`], its hash [`SessionKey`] and the
+//! stable, non-secret [`SessionId`].
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+/// Number of random bytes in a token.
+pub const TOKEN_BYTES: usize = 32;
+/// Length of a token's text form: base64url of 32 bytes, without padding.
+pub const TOKEN_LEN: usize = 43;
+
+/// The only secret of a session: 32 bytes from the OS CSPRNG.
+///
+/// It travels in the cookie (or an `Authorization: Bearer` header) and nowhere
+/// else. Stores only ever see its [`SessionKey`]. `Debug` prints a redacted form,
+/// and there is deliberately no `Display`: call [`SessionToken::expose`] where the
+/// text really has to leave the process.
+///
+/// ```
+/// use session_core::SessionToken;
+///
+/// let token = SessionToken::generate();
+/// let text = token.expose();
+/// assert_eq!(text.len(), 43);
+/// let parsed = SessionToken::parse(&text).unwrap();
+/// assert_eq!(parsed.key(), token.key());
+/// assert_eq!(format!("{token:?}"), "SessionToken(<redacted>)");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken([u8; TOKEN_BYTES]);
+
+impl SessionToken {
+    /// A fresh token from the operating system's CSPRNG.
+    ///
+    /// # Panics
+    /// If the operating system cannot provide randomness; running on without it
+    /// would hand out guessable session tokens.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        Self(bytes)
+    }
+
+    /// Strict parse of the text form: exactly 43 characters of the base64url
+    /// alphabet, canonical (no stray trailing bits), no padding, no whitespace.
+    ///
+    /// Returns `None` for anything else: a malformed token means "no session",
+    /// and is never worth a store round trip or an error page.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != TOKEN_LEN
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        let mut bytes = [0u8; TOKEN_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
+            Ok(TOKEN_BYTES) => Some(Self(bytes)),
+            _ => None,
+        }
+    }
+
+    /// The text form, for the cookie or the bearer header. Never log it.
+    pub fn expose(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The store key of this token: SHA-256 of its bytes.
+    pub fn key(&self) -> SessionKey {
+        SessionKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// The primary key of a stored session: SHA-256 of the token's bytes.
+///
+/// A leaked database or Redis dump holds only these, and they cannot be turned
+/// back into a usable cookie.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// Wraps raw key bytes (for stores reading keys back).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Wraps a slice read from a store; `None` unless it is exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The raw 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, 64 characters, for stores that key by text.
+    pub fn to_hex(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+
+    /// Parses the form written by [`SessionKey::to_hex`] (either case).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let text = text.as_bytes();
+        if text.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in text.chunks_exact(2).enumerate() {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            out[i] = u8::try_from(hi << 4 | lo).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A key is not a secret, but eight hex digits are plenty to tell keys apart.
+        write!(f, "SessionKey({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// The stable identity of a session: a random UUID that survives key rotation.
+///
+/// It is the handle an "active sessions" page shows and revokes; it is not a
+/// secret and cannot be used to load a session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct SessionId(uuid::Uuid);
+
+impl SessionId {
+    /// A new random (v4) id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    /// Wraps an existing UUID (for stores reading ids back).
+    pub const fn from_uuid(id: uuid::Uuid) -> Self {
+        Self(id)
+    }
+
+    /// The UUID.
+    pub const fn as_uuid(&self) -> &uuid::Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_43_chars_and_distinct() {
+        let a = SessionToken::generate();
+        let b = SessionToken::generate();
+        assert_eq!(a.expose().len(), TOKEN_LEN);
+        assert_ne!(a, b);
+        assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn parse_round_trips_and_key_is_sha256_of_bytes() {
+        let t = SessionToken::generate();
+        let p = SessionToken::parse(&t.expose()).expect("own text form parses");
+        assert_eq!(p, t);
+        let expected: [u8; 32] = Sha256::digest(t.0).into();
+        assert_eq!(p.key().as_bytes(), &expected);
+    }
+
+    #[test]
+    fn parse_rejects_wrong_length_alphabet_padding_and_non_canonical_bits() {
+        let good = SessionToken::generate().expose();
+        assert!(SessionToken::parse("").is_none());
+        assert!(SessionToken::parse(&good[..42]).is_none());
+        assert!(SessionToken::parse(&format!("{good}A")).is_none());
+        assert!(SessionToken::parse(&format!("{}=", &good[..42])).is_none());
+        assert!(SessionToken::parse(&format!("{}+", &good[..42])).is_none());
+        assert!(SessionToken::parse(&format!(" {}", &good[..42])).is_none());
+        assert!(SessionToken::parse(&format!("{}é", &good[..41])).is_none());
+        // The last character carries 4 spare bits that must be zero: 'B' sets one.
+        let zero = "A".repeat(43);
+        assert!(SessionToken::parse(&zero).is_some());
+        assert!(SessionToken::parse(&format!("{}B", "A".repeat(42))).is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let t = SessionToken::generate();
+        let shown = format!("{t:?} {:?}", Some(t.clone()));
+        assert!(!shown.contains(&t.expose()));
+        assert!(!shown.contains(&t.expose()[..8]));
+    }
+
+    #[test]
+    fn key_hex_round_trips() {
+        let k = SessionToken::generate().key();
+        assert_eq!(SessionKey::from_hex(&k.to_hex()), Some(k));
+        assert_eq!(SessionKey::from_hex(&k.to_hex().to_uppercase()), Some(k));
+        assert_eq!(SessionKey::from_hex("zz"), None);
+        assert_eq!(SessionKey::from_slice(&[0u8; 31]), None);
+    }
+}
