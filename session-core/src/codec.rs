@@ -1,0 +1,213 @@
+//! How session data becomes the opaque bytes a store keeps, and back.
+//!
+//! Plain form: `0x01 | JSON`. Sealed form: see [`KeyRing`]; its plaintext is
+//! the plain form. The first byte is the format version, so the format can
+//! change later without guessing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::record::Timestamp;
+use crate::seal::{KeyRing, SEALED_FORMAT};
+use crate::token::SessionId;
+
+const PLAIN_FORMAT: u8 = 0x01;
+
+/// What the policy layer keeps inside a record's `data`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Payload {
+    /// The application's values.
+    pub values: BTreeMap<String, Value>,
+    /// Small descriptive metadata (user agent, …) for "active sessions" pages.
+    pub meta: BTreeMap<String, String>,
+    /// When the session data was last written.
+    pub last_seen: Timestamp,
+    /// Whether the client asked to be remembered (a persistent cookie).
+    pub remember: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire<V, M> {
+    #[serde(rename = "v")]
+    values: V,
+    #[serde(rename = "m", default)]
+    meta: M,
+    #[serde(rename = "s")]
+    last_seen: i64,
+    #[serde(rename = "r", default)]
+    remember: bool,
+}
+
+/// Encodes, then seals when a key ring is given.
+pub(crate) fn encode(payload: &Payload, id: &SessionId, keys: Option<&KeyRing>) -> Result<Vec<u8>> {
+    let mut plain = vec![PLAIN_FORMAT];
+    serde_json::to_writer(
+        &mut plain,
+        &Wire {
+            values: &payload.values,
+            meta: &payload.meta,
+            last_seen: payload.last_seen.as_millis(),
+            remember: payload.remember,
+        },
+    )
+    .map_err(|e| Error::InvalidInput(format!("session data cannot be encoded: {e}")))?;
+    match keys {
+        Some(ring) => ring.seal(id, &plain),
+        None => Ok(plain),
+    }
+}
+
+/// Opens (when sealed) and decodes. With a key ring, unsealed data is refused:
+/// whoever can write to the store must not be able to plant session data.
+pub(crate) fn decode(bytes: &[u8], id: &SessionId, keys: Option<&KeyRing>) -> Result<Payload> {
+    match (bytes.first(), keys) {
+        (Some(&PLAIN_FORMAT), None) => decode_plain(bytes),
+        (Some(&PLAIN_FORMAT), Some(_)) => Err(Error::decode(
+            "session data (stored unsealed, but sealing is required)",
+        )),
+        (Some(&SEALED_FORMAT), Some(ring)) => decode_plain(&ring.open(id, bytes)?),
+        (Some(&SEALED_FORMAT), None) => Err(Error::decode(
+            "session data (sealed, but no key ring is configured)",
+        )),
+        (Some(_), _) => Err(Error::decode("session data (unknown format version)")),
+        (None, _) => Err(Error::decode("session data (empty)")),
+    }
+}
+
+fn decode_plain(bytes: &[u8]) -> Result<Payload> {
+    if bytes.first() != Some(&PLAIN_FORMAT) {
+        return Err(Error::decode("session data (unknown format version)"));
+    }
+    let wire: Wire<BTreeMap<String, Value>, BTreeMap<String, String>> =
+        serde_json::from_slice(&bytes[1..]).map_err(|e| Error::decode_with("session data", e))?;
+    Ok(Payload {
+        values: wire.values,
+        meta: wire.meta,
+        last_seen: Timestamp::from_millis(wire.last_seen),
+        remember: wire.remember,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        (
+            proptest::collection::btree_map(".*", json_value(), 0..8),
+            proptest::collection::btree_map(".*", ".*", 0..3),
+            any::<i64>(),
+            any::<bool>(),
+        )
+            .prop_map(|(values, meta, s, remember)| Payload {
+                values,
+                meta,
+                last_seen: Timestamp::from_millis(s),
+                remember,
+            })
+    }
+
+    fn ring() -> KeyRing {
+        KeyRing::new(1, [42u8; 32])
+    }
+
+    proptest! {
+        #[test]
+        fn plain_encode_decode_round_trips(p in payload()) {
+            let id = SessionId::generate();
+            let bytes = encode(&p, &id, None).unwrap();
+            prop_assert_eq!(bytes[0], PLAIN_FORMAT);
+            prop_assert_eq!(decode(&bytes, &id, None).unwrap(), p);
+        }
+
+        #[test]
+        fn sealed_encode_decode_round_trips(p in payload()) {
+            let id = SessionId::generate();
+            let bytes = encode(&p, &id, Some(&ring())).unwrap();
+            prop_assert_eq!(bytes[0], SEALED_FORMAT);
+            prop_assert_eq!(decode(&bytes, &id, Some(&ring())).unwrap(), p);
+        }
+
+        #[test]
+        fn any_single_byte_corruption_of_sealed_data_is_rejected(
+            p in payload(),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let id = SessionId::generate();
+            let mut bytes = encode(&p, &id, Some(&ring())).unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] ^= flip;
+            let decoded = decode(&bytes, &id, Some(&ring()));
+            prop_assert!(matches!(decoded, Err(Error::Decode { .. })));
+        }
+
+        /// Unsealed data has no integrity check (seal it for that), but damage
+        /// never panics: it decodes to something or is a `Decode` error.
+        #[test]
+        fn corrupt_plain_data_never_panics(
+            p in payload(),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let id = SessionId::generate();
+            let mut bytes = encode(&p, &id, None).unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] ^= flip;
+            match decode(&bytes, &id, None) {
+                Ok(_) | Err(Error::Decode { .. }) => {}
+                Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let id = SessionId::generate();
+            let _ = decode(&bytes, &id, None);
+            let _ = decode(&bytes, &id, Some(&ring()));
+        }
+    }
+
+    #[test]
+    fn sealing_required_refuses_plain_and_plain_refuses_sealed() {
+        let id = SessionId::generate();
+        let p = Payload::default();
+        let plain = encode(&p, &id, None).unwrap();
+        let sealed = encode(&p, &id, Some(&ring())).unwrap();
+        assert!(matches!(
+            decode(&plain, &id, Some(&ring())),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            decode(&sealed, &id, None),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(decode(&[], &id, None), Err(Error::Decode { .. })));
+        assert!(matches!(
+            decode(&[9, 1, 2], &id, None),
+            Err(Error::Decode { .. })
+        ));
+    }
+}

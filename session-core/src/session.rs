@@ -1,0 +1,611 @@
+//! [`Session`]: the request-scoped handle, and how it commits.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::codec::{decode, encode, Payload};
+use crate::error::{Error, Result};
+use crate::expiry::{absolute_deadline, deadline};
+use crate::manager::SessionManager;
+use crate::record::{Record, Timestamp};
+use crate::token::{SessionId, SessionKey, SessionToken};
+
+/// What the transport (cookie or bearer) must tell the client after a commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TokenAction {
+    /// Nothing: the client's token (or lack of one) stays as it is.
+    #[default]
+    Unchanged,
+    /// Send this token (a new session, a rotation, or a "remember me" change).
+    Issue {
+        /// The token to send.
+        token: SessionToken,
+        /// `Some` for remembered sessions: how long the client should keep the
+        /// token (never beyond the absolute timeout). `None`: until the browser
+        /// closes.
+        max_age: Option<Duration>,
+    },
+    /// Tell the client to forget its token (logout, revoked, unknown token).
+    Clear,
+}
+
+impl TokenAction {
+    /// The token to send, for [`TokenAction::Issue`].
+    pub fn token(&self) -> Option<&SessionToken> {
+        match self {
+            Self::Issue { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+}
+
+type Modifier = Box<dyn FnMut(Option<&Value>) -> Result<Value> + Send>;
+
+/// One change a request made, kept so that it can be re-applied on top of a
+/// newer stored version after a conflict.
+enum Op {
+    Set(String, Value),
+    Remove(String),
+    Modify(String, Modifier),
+    Clear,
+    Meta(String, String),
+    User(Option<String>),
+    Remember(bool),
+}
+
+#[derive(Clone, Default)]
+struct View {
+    payload: Payload,
+    user: Option<String>,
+}
+
+fn apply(ops: &mut [Op], base: &View) -> Result<View> {
+    let mut view = base.clone();
+    for op in ops {
+        let values = &mut view.payload.values;
+        match op {
+            Op::Set(k, v) => {
+                values.insert(k.clone(), v.clone());
+            }
+            Op::Remove(k) => {
+                values.remove(k);
+            }
+            Op::Modify(k, f) => {
+                let next = f(values.get(k))?;
+                values.insert(k.clone(), next);
+            }
+            Op::Clear => values.clear(),
+            Op::Meta(k, v) => {
+                view.payload.meta.insert(k.clone(), v.clone());
+            }
+            Op::User(u) => view.user = u.clone(),
+            Op::Remember(r) => view.payload.remember = *r,
+        }
+    }
+    Ok(view)
+}
+
+struct State {
+    /// The client's current token, if the session is stored.
+    token: Option<SessionToken>,
+    /// The stored record as last read or written (`None`: not stored).
+    stored: Option<Record>,
+    /// The stored data and user, decoded.
+    base: View,
+    /// Changes not yet committed, in order.
+    ops: Vec<Op>,
+    /// `base` with `ops` applied: what this request sees.
+    view: View,
+    rotate: bool,
+    destroy: bool,
+    /// A due idle extension, decided at load.
+    touch_to: Option<Timestamp>,
+    action: TokenAction,
+}
+
+impl State {
+    fn refresh_view(&mut self) -> Result<()> {
+        self.view = apply(&mut self.ops, &self.base)?;
+        Ok(())
+    }
+
+    /// The session is gone from the store: forget it, tell the client.
+    fn forget(&mut self) {
+        self.token = None;
+        self.stored = None;
+        self.base = View::default();
+        self.ops.clear();
+        self.view = View::default();
+        self.rotate = false;
+        self.touch_to = None;
+        self.action = TokenAction::Clear;
+    }
+}
+
+struct Shared {
+    manager: SessionManager,
+    state: Mutex<State>,
+    /// Serializes commits of this handle; the state lock is never held across
+    /// an await.
+    gate: tokio::sync::Mutex<()>,
+}
+
+/// One request's view of its session. Cheap to clone; clones share state.
+///
+/// Reads and writes are local until [`commit`](Session::commit), which the
+/// HTTP layer calls before the response leaves. A commit is a versioned write:
+/// if another request changed the session meanwhile, this request's changes
+/// are re-applied key by key on top of the newer version, so concurrent
+/// requests that touch different keys both land. For read-modify-write (a
+/// counter), use [`modify`](Session::modify), whose closure is re-run instead.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Shared>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state();
+        f.debug_struct("Session")
+            .field("id", &st.stored.as_ref().map(|r| r.id))
+            .field("user", &st.view.user)
+            .field("pending_changes", &st.ops.len())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Plan {
+    Nothing,
+    Create(Record, SessionToken, View),
+    Update(Record, View),
+    Rotate(SessionKey, Record, SessionToken, View),
+    Touch(SessionKey, Timestamp),
+}
+
+impl Session {
+    pub(crate) fn fresh(manager: SessionManager, clear_client_token: bool) -> Self {
+        let action = if clear_client_token {
+            TokenAction::Clear
+        } else {
+            TokenAction::Unchanged
+        };
+        Self::with_state(
+            manager,
+            State {
+                token: None,
+                stored: None,
+                base: View::default(),
+                ops: Vec::new(),
+                view: View::default(),
+                rotate: false,
+                destroy: false,
+                touch_to: None,
+                action,
+            },
+        )
+    }
+
+    pub(crate) fn loaded(
+        manager: SessionManager,
+        token: SessionToken,
+        record: Record,
+        payload: Payload,
+        touch_to: Option<Timestamp>,
+    ) -> Self {
+        let base = View {
+            payload,
+            user: record.user.clone(),
+        };
+        Self::with_state(
+            manager,
+            State {
+                token: Some(token),
+                stored: Some(record),
+                view: base.clone(),
+                base,
+                ops: Vec::new(),
+                rotate: false,
+                destroy: false,
+                touch_to,
+                action: TokenAction::Unchanged,
+            },
+        )
+    }
+
+    fn with_state(manager: SessionManager, state: State) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                manager,
+                state: Mutex::new(state),
+                gate: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, op: Op) -> Result<()> {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        st.ops.push(op);
+        let last = st.ops.len() - 1;
+        let view = apply(&mut st.ops[last..], &st.view);
+        match view {
+            Ok(view) => {
+                st.view = view;
+                Ok(())
+            }
+            Err(e) => {
+                st.ops.pop();
+                Err(e)
+            }
+        }
+    }
+
+    /// The stable id, once the session is stored.
+    pub fn id(&self) -> Option<SessionId> {
+        self.state().stored.as_ref().map(|r| r.id)
+    }
+
+    /// The store key of the current token, once stored.
+    pub fn key(&self) -> Option<SessionKey> {
+        self.state().stored.as_ref().map(|r| r.key)
+    }
+
+    /// The client's current token, once stored. Never log it.
+    pub fn token(&self) -> Option<SessionToken> {
+        self.state().token.clone()
+    }
+
+    /// Whether the session is not (or no longer) in the store.
+    pub fn is_new(&self) -> bool {
+        self.state().stored.is_none()
+    }
+
+    /// The principal, as this request sees it.
+    pub fn user(&self) -> Option<String> {
+        self.state().view.user.clone()
+    }
+
+    /// When the session was created, once stored.
+    pub fn created_at(&self) -> Option<Timestamp> {
+        self.state().stored.as_ref().map(|r| r.created_at)
+    }
+
+    /// The stored deadline, once stored.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.state().stored.as_ref().map(|r| r.expires_at)
+    }
+
+    /// Reads a value; `Ok(None)` when absent,
+    /// [`Error::Decode`] when it does not deserialize as `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let value = self.state().view.payload.values.get(key).cloned();
+        value
+            .map(|v| serde_json::from_value(v).map_err(|e| Error::decode_with("session value", e)))
+            .transpose()
+    }
+
+    /// Stores a value under `key`; [`Error::InvalidInput`] if it does not
+    /// serialize.
+    pub fn insert<T: Serialize + ?Sized>(&self, key: impl Into<String>, value: &T) -> Result<()> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))?;
+        self.push(Op::Set(key.into(), value))
+    }
+
+    /// Removes `key`; whether it was there.
+    pub fn remove(&self, key: &str) -> bool {
+        let had = self.state().view.payload.values.contains_key(key);
+        if had {
+            // Removing never fails to apply.
+            let _ = self.push(Op::Remove(key.to_owned()));
+        }
+        had
+    }
+
+    /// Removes every value (the principal and metadata stay).
+    pub fn clear(&self) {
+        let _ = self.push(Op::Clear);
+    }
+
+    /// Records a metadata entry (user agent, …) shown by
+    /// [`SessionManager::list_user`](crate::SessionManager::list_user).
+    pub fn set_meta(&self, key: impl Into<String>, value: impl Into<String>) {
+        let _ = self.push(Op::Meta(key.into(), value.into()));
+    }
+
+    /// A metadata entry.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        self.state().view.payload.meta.get(key).cloned()
+    }
+
+    /// "Remember me": `true` asks for a persistent token (a cookie with
+    /// `Max-Age`, capped at the absolute timeout); `false` for one that ends with
+    /// the browser.
+    pub fn set_remember(&self, remember: bool) {
+        let _ = self.push(Op::Remember(remember));
+    }
+
+    /// Whether the session asks to be remembered.
+    pub fn remember(&self) -> bool {
+        self.state().view.payload.remember
+    }
+
+    /// Logs `user` in: sets the principal and rotates the token at commit
+    /// (session fixation defence). Data is kept.
+    pub fn login(&self, user: impl Into<String>) {
+        let _ = self.push(Op::User(Some(user.into())));
+        self.state().rotate = true;
+    }
+
+    /// Ends the session: at commit it is deleted from the store and the client
+    /// is told to forget its token. Changes made after this start a new session.
+    pub fn logout(&self) {
+        let mut st = self.state();
+        st.destroy = true;
+        st.ops.clear();
+        st.base = View::default();
+        st.view = View::default();
+        st.rotate = false;
+        st.touch_to = None;
+    }
+
+    /// Rotates the token at commit, keeping data and id (call it on any
+    /// privilege change).
+    pub fn rotate(&self) {
+        self.state().rotate = true;
+    }
+
+    /// What the transport must tell the client, after everything committed so far.
+    pub fn token_action(&self) -> TokenAction {
+        self.state().action.clone()
+    }
+
+    /// Read-modify-write of one value, committed at once: `f` gets the current
+    /// value and returns the next. On a version conflict `f` runs again on
+    /// the newer stored value, so N concurrent increments end at N. Returns the
+    /// value that was stored. Other pending changes are committed with it.
+    pub async fn modify<T, F>(&self, key: impl Into<String>, mut f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T + Send + 'static,
+    {
+        let key = key.into();
+        let modifier: Modifier = Box::new(move |current: Option<&Value>| {
+            let current = current
+                .map(|v| T::deserialize(v).map_err(|e| Error::decode_with("session value", e)))
+                .transpose()?;
+            serde_json::to_value(f(current)).map_err(|e| {
+                Error::InvalidInput(format!("session value cannot be serialized: {e}"))
+            })
+        });
+        self.push(Op::Modify(key.clone(), modifier))?;
+        self.commit().await?;
+        self.get(&key)?.ok_or(Error::NotFound)
+    }
+
+    /// Writes this request's changes (or logout, rotation, idle extension) to
+    /// the store and says what the client must be told.
+    ///
+    /// Nothing is written for a session that was never changed. On a version
+    /// conflict the changes are re-applied on top of the newer version, up to
+    /// the configured number of attempts, then [`Error::Conflict`]. If the
+    /// session was deleted or revoked meanwhile, its pending writes are dropped
+    /// (a revoked session never comes back) and the result is
+    /// [`Error::NotFound`], with [`TokenAction::Clear`] recorded. Other errors
+    /// leave the changes pending, so a later commit can retry them.
+    pub async fn commit(&self) -> Result<TokenAction> {
+        let _gate = self.inner.gate.lock().await;
+        let manager = &self.inner.manager;
+        let store = manager.store();
+        let config = manager.config();
+
+        let destroy = {
+            let st = self.state();
+            st.destroy.then(|| st.stored.as_ref().map(|r| r.key))
+        };
+        if let Some(key) = destroy {
+            if let Some(key) = key {
+                store.delete(&key).await?;
+            }
+            let mut st = self.state();
+            st.destroy = false;
+            st.token = None;
+            st.stored = None;
+            st.action = TokenAction::Clear;
+        }
+
+        for _ in 0..config.max_attempts() {
+            let (plan, committed_ops, login) = self.plan()?;
+            let outcome = match &plan {
+                Plan::Nothing => return Ok(self.token_action()),
+                Plan::Create(record, ..) => store.create(record).await,
+                Plan::Update(record, _) => store.update(record, record.version - 1).await,
+                Plan::Rotate(old, record, ..) => {
+                    store.rotate(old, record, record.version - 1).await
+                }
+                Plan::Touch(key, to) => store.touch(key, *to).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    let user = self.finish(plan, committed_ops)?;
+                    if let (true, Some(user)) = (login, user) {
+                        self.enforce_cap(&user).await?;
+                    }
+                    return Ok(self.token_action());
+                }
+                // A fresh token collided (never, in practice): plan again.
+                Err(Error::AlreadyExists) => continue,
+                Err(Error::Conflict) => self.reload().await?,
+                Err(Error::NotFound) => {
+                    let had_writes = !matches!(plan, Plan::Touch(..));
+                    self.state().forget();
+                    return if had_writes {
+                        Err(Error::NotFound)
+                    } else {
+                        Ok(TokenAction::Clear)
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    /// Decides the one store call this commit needs, from the current state.
+    fn plan(&self) -> Result<(Plan, usize, bool)> {
+        let manager = &self.inner.manager;
+        let config = manager.config();
+        let now = manager.now();
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let n = st.ops.len();
+        let login = st.ops.iter().any(|op| matches!(op, Op::User(Some(_))));
+        let mut view = apply(&mut st.ops, &st.base)?;
+        view.payload.last_seen = now;
+        let plan = match &st.stored {
+            None if n == 0 => Plan::Nothing,
+            None => {
+                let token = SessionToken::generate();
+                let id = SessionId::generate();
+                let record = Record {
+                    key: token.key(),
+                    id,
+                    user: view.user.clone(),
+                    created_at: now,
+                    expires_at: deadline(config, now, now),
+                    version: 1,
+                    data: encode(&view.payload, &id, config.keys())?,
+                };
+                Plan::Create(record, token, view)
+            }
+            Some(stored) if st.rotate || n > 0 => {
+                let mut record = Record {
+                    key: stored.key,
+                    id: stored.id,
+                    user: view.user.clone(),
+                    created_at: stored.created_at,
+                    expires_at: deadline(config, stored.created_at, now),
+                    version: stored.version + 1,
+                    data: encode(&view.payload, &stored.id, config.keys())?,
+                };
+                if st.rotate {
+                    let token = SessionToken::generate();
+                    record.key = token.key();
+                    Plan::Rotate(stored.key, record, token, view)
+                } else {
+                    Plan::Update(record, view)
+                }
+            }
+            Some(stored) => match st.touch_to {
+                Some(to) => Plan::Touch(stored.key, to),
+                None => Plan::Nothing,
+            },
+        };
+        Ok((plan, n, login))
+    }
+
+    /// Records a successful store call; returns the committed principal.
+    fn finish(&self, plan: Plan, committed_ops: usize) -> Result<Option<String>> {
+        let config = self.inner.manager.config();
+        let now = self.inner.manager.now();
+        let mut st = self.state();
+        let max_age = |view: &View, created_at: Timestamp| {
+            view.payload
+                .remember
+                .then(|| absolute_deadline(config, created_at).since(now))
+        };
+        match plan {
+            Plan::Nothing => {}
+            Plan::Touch(_, to) => {
+                if let Some(stored) = st.stored.as_mut() {
+                    stored.expires_at = to;
+                }
+                st.touch_to = None;
+            }
+            Plan::Create(record, token, view) | Plan::Rotate(_, record, token, view) => {
+                st.action = TokenAction::Issue {
+                    token: token.clone(),
+                    max_age: max_age(&view, record.created_at),
+                };
+                st.token = Some(token);
+                st.rotate = false;
+                Self::settle(&mut st, record, view, committed_ops)?;
+            }
+            Plan::Update(record, view) => {
+                if view.payload.remember != st.base.payload.remember {
+                    if let Some(token) = st.token.clone() {
+                        st.action = TokenAction::Issue {
+                            token,
+                            max_age: max_age(&view, record.created_at),
+                        };
+                    }
+                }
+                Self::settle(&mut st, record, view, committed_ops)?;
+            }
+        }
+        Ok(st.base.user.clone())
+    }
+
+    fn settle(st: &mut State, record: Record, view: View, committed_ops: usize) -> Result<()> {
+        st.ops.drain(..committed_ops);
+        st.stored = Some(record);
+        st.base = view;
+        st.touch_to = None;
+        st.refresh_view()
+    }
+
+    /// After a conflict: read the newer version and re-apply pending changes.
+    async fn reload(&self) -> Result<()> {
+        let manager = &self.inner.manager;
+        let key = self.state().stored.as_ref().map(|r| r.key);
+        let Some(key) = key else {
+            return Ok(());
+        };
+        let Some(fresh) = manager.store().load(&key).await? else {
+            // Deleted meanwhile; the next attempt's update answers NotFound.
+            return Ok(());
+        };
+        let payload = decode(&fresh.data, &fresh.id, manager.config().keys())?;
+        let mut st = self.state();
+        st.base = View {
+            payload,
+            user: fresh.user.clone(),
+        };
+        st.stored = Some(fresh);
+        st.refresh_view()
+    }
+
+    /// Ends the user's least recently active other sessions beyond the cap.
+    async fn enforce_cap(&self, user: &str) -> Result<()> {
+        let manager = &self.inner.manager;
+        let Some(cap) = manager.config().max_per_user() else {
+            return Ok(());
+        };
+        let own = self.key();
+        let mut others: Vec<_> = manager
+            .live_records(user)
+            .await?
+            .into_iter()
+            .filter(|r| Some(r.key) != own)
+            .map(|r| (manager.info(&r).last_active, r.key))
+            .collect();
+        let excess = (others.len() + 1).saturating_sub(cap);
+        others.sort();
+        for (_, key) in others.into_iter().take(excess) {
+            manager.store().delete(&key).await?;
+        }
+        Ok(())
+    }
+}

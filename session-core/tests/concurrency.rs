@@ -1,0 +1,113 @@
+//! No lost updates: concurrent requests on one session.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{default_config, fixture, stored_session};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_incrementing_fifty_times_end_at_3200() {
+    let f = Arc::new(fixture(default_config().max_commit_attempts(10_000)));
+    let token = Arc::new(stored_session(&f).await);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (f, token) = (f.clone(), token.clone());
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let s = f.manager.load(Some(&token)).await.unwrap();
+                    s.modify("count", |c: Option<u64>| c.unwrap_or(0) + 1)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(s.get::<u64>("count").unwrap(), Some(3200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_writing_different_keys_all_land() {
+    let f = Arc::new(fixture(default_config().max_commit_attempts(10_000)));
+    let token = Arc::new(stored_session(&f).await);
+    // Every task loads before any commits, so nearly every commit conflicts.
+    let sessions = futures_join(&f, &token).await;
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            tokio::spawn(async move {
+                s.insert(format!("key{i}"), &i).unwrap();
+                s.commit().await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    for i in 0..64usize {
+        assert_eq!(
+            s.get::<usize>(&format!("key{i}")).unwrap(),
+            Some(i),
+            "key{i} lost"
+        );
+    }
+    assert_eq!(
+        s.get::<i64>("n").unwrap(),
+        Some(1),
+        "untouched keys survive"
+    );
+}
+
+async fn futures_join(f: &common::Fixture, token: &str) -> Vec<session_core::Session> {
+    let mut out = Vec::new();
+    for _ in 0..64 {
+        out.push(f.manager.load(Some(token)).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_removal_and_an_insert_from_two_requests_both_land() {
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let a = f.manager.load(Some(&token)).await.unwrap();
+    let b = f.manager.load(Some(&token)).await.unwrap();
+    a.remove("n");
+    a.commit().await.unwrap();
+    b.insert("m", &2).unwrap();
+    b.commit().await.unwrap();
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(
+        s.get::<i64>("n").unwrap(),
+        None,
+        "a's removal is not undone by b's stale copy"
+    );
+    assert_eq!(s.get::<i64>("m").unwrap(), Some(2));
+}
+
+#[tokio::test]
+async fn bounded_attempts_give_up_with_a_conflict_error() {
+    // One attempt and a guaranteed conflict: the error is Conflict, and the
+    // changes stay pending for a later commit.
+    let f = fixture(default_config().max_commit_attempts(1));
+    let token = stored_session(&f).await;
+    let a = f.manager.load(Some(&token)).await.unwrap();
+    let b = f.manager.load(Some(&token)).await.unwrap();
+    b.insert("b", &1).unwrap();
+    b.commit().await.unwrap();
+    a.insert("a", &1).unwrap();
+    let err = a.commit().await.unwrap_err();
+    assert!(matches!(err, session_core::Error::Conflict), "{err:?}");
+    a.commit()
+        .await
+        .expect("second commit re-applies on the fresh version");
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(s.get::<i64>("a").unwrap(), Some(1));
+    assert_eq!(s.get::<i64>("b").unwrap(), Some(1));
+}

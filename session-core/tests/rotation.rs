@@ -1,0 +1,128 @@
+//! Login, rotation on demand, logout and "remember me".
+
+mod common;
+
+use common::{default_config, fixture, stored_session, MIN};
+use session_core::TokenAction;
+
+#[tokio::test]
+async fn login_rotates_the_token_and_keeps_data_and_id() {
+    let f = fixture(default_config());
+    let old = stored_session(&f).await;
+    let s = f.manager.load(Some(&old)).await.unwrap();
+    let id = s.id().unwrap();
+    s.login("alice");
+    let action = s.commit().await.unwrap();
+    let new = action.token().expect("login issues a new token").expose();
+    assert_ne!(new, old);
+
+    assert!(
+        f.manager.load(Some(&old)).await.unwrap().is_new(),
+        "the pre-login token is dead"
+    );
+    let after = f.manager.load(Some(&new)).await.unwrap();
+    assert_eq!(after.user().as_deref(), Some("alice"));
+    assert_eq!(after.id(), Some(id), "the SessionId survives rotation");
+    assert_eq!(
+        after.get::<i64>("n").unwrap(),
+        Some(1),
+        "data survives login"
+    );
+}
+
+#[tokio::test]
+async fn login_on_a_new_session_creates_it_with_the_principal() {
+    let f = fixture(default_config());
+    let s = f.manager.load(None).await.unwrap();
+    s.login("bob");
+    let token = s.commit().await.unwrap().token().unwrap().expose();
+    let again = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(again.user().as_deref(), Some("bob"));
+    assert_eq!(f.manager.list_user("bob").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rotate_on_demand_issues_a_new_token_and_kills_the_old_one() {
+    let f = fixture(default_config());
+    let old = stored_session(&f).await;
+    let s = f.manager.load(Some(&old)).await.unwrap();
+    let id = s.id();
+    s.rotate();
+    let new = s.commit().await.unwrap().token().unwrap().expose();
+    assert!(f.manager.load(Some(&old)).await.unwrap().is_new());
+    let after = f.manager.load(Some(&new)).await.unwrap();
+    assert_eq!(after.id(), id);
+    assert_eq!(after.get::<i64>("n").unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn logout_deletes_server_side_and_tells_the_client_to_forget() {
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    s.logout();
+    assert_eq!(s.commit().await.unwrap(), TokenAction::Clear);
+    assert!(
+        f.store.inner.is_empty(),
+        "deleted server-side, not just forgotten"
+    );
+    assert!(f.manager.load(Some(&token)).await.unwrap().is_new());
+}
+
+#[tokio::test]
+async fn writes_after_logout_start_a_new_session() {
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    s.logout();
+    s.insert("flash", &"bye").unwrap();
+    let action = s.commit().await.unwrap();
+    let new = action.token().expect("new session issued").expose();
+    assert_ne!(new, token);
+    let fresh = f.manager.load(Some(&new)).await.unwrap();
+    assert_eq!(
+        fresh.get::<i64>("n").unwrap(),
+        None,
+        "no data carried over from the old session"
+    );
+    assert_eq!(
+        fresh.get::<String>("flash").unwrap().as_deref(),
+        Some("bye")
+    );
+}
+
+#[tokio::test]
+async fn remembered_sessions_get_a_max_age_capped_at_the_absolute_timeout() {
+    let f = fixture(default_config());
+    let s = f.manager.load(None).await.unwrap();
+    s.set_remember(true);
+    s.login("alice");
+    match s.commit().await.unwrap() {
+        TokenAction::Issue { max_age, .. } => assert_eq!(max_age, Some(60 * MIN)),
+        other => panic!("expected a token, got {other:?}"),
+    }
+    // Later requests that change "remember me" re-issue the same token.
+    f.clock.advance(5 * MIN);
+    let token = s.token().unwrap().expose();
+    let later = f.manager.load(Some(&token)).await.unwrap();
+    assert!(later.remember());
+    later.set_remember(false);
+    match later.commit().await.unwrap() {
+        TokenAction::Issue { token: t, max_age } => {
+            assert_eq!(t.expose(), token);
+            assert_eq!(max_age, None, "a browser-session cookie has no Max-Age");
+        }
+        other => panic!("expected a token, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn browser_sessions_have_no_max_age() {
+    let f = fixture(default_config());
+    let s = f.manager.load(None).await.unwrap();
+    s.insert("x", &1).unwrap();
+    match s.commit().await.unwrap() {
+        TokenAction::Issue { max_age, .. } => assert_eq!(max_age, None),
+        other => panic!("expected a token, got {other:?}"),
+    }
+}
