@@ -161,7 +161,7 @@ mod tests {
             let i = at.index(bytes.len());
             bytes[i] ^= flip;
             let decoded = decode(&bytes, &id, Some(&ring()));
-            prop_assert!(matches!(decoded, Err(Error::Decode { .. })));
+            prop_assert!(matches!(decoded, Err(Error::Decode { .. })), "expected Decode, got {:?}", decoded);
         }
 
         /// Unsealed data has no integrity check (seal it for that), but damage

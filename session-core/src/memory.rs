@@ -170,14 +170,23 @@ impl Inner {
         }
     }
 
-    /// Inserts into a locked shard, indexes included; replaces whatever was there.
+    /// Inserts into a locked shard, indexes included; replaces whatever was
+    /// there. New index entries go in before stale ones come out, so a reader
+    /// of the user index (which takes no record lock) never misses a record
+    /// that is live throughout.
     fn put(&self, shard: &mut RecordShard, record: Record) {
-        if let Some(old) = self.take(shard, &record.key) {
-            drop(old);
+        let key = record.key;
+        self.index_add(record.user.as_deref(), key);
+        shard.expiry.insert((record.expires_at, key));
+        let (user, expires_at) = (record.user.clone(), record.expires_at);
+        if let Some(old) = shard.records.insert(key, record) {
+            if old.expires_at != expires_at {
+                shard.expiry.remove(&(old.expires_at, key));
+            }
+            if old.user != user {
+                self.index_remove(old.user.as_deref(), &key);
+            }
         }
-        shard.expiry.insert((record.expires_at, record.key));
-        self.index_add(record.user.as_deref(), record.key);
-        shard.records.insert(record.key, record);
     }
 
     /// Removes from a locked shard, indexes included.
@@ -300,12 +309,13 @@ impl SessionStore for MemoryStore {
                 return Err(Error::AlreadyExists);
             }
         }
+        // The new key enters the user index before the old one leaves it, so
+        // a concurrent `delete_user` reading the index never finds neither.
+        match second.as_deref_mut() {
+            Some(new_shard) => inner.put(new_shard, record.clone()),
+            None => inner.put(old_shard, record.clone()),
+        }
         inner.take(old_shard, old_key);
-        let new_shard: &mut RecordShard = match second.as_deref_mut() {
-            Some(s) => s,
-            None => old_shard,
-        };
-        inner.put(new_shard, record.clone());
         Ok(())
     }
 
@@ -336,28 +346,44 @@ impl SessionStore for MemoryStore {
         Ok(out)
     }
 
+    /// Works in passes over the user's index, each shard locked only while
+    /// one key is removed, until a pass finds no key it has not dealt with.
+    /// That is enough: `rotate` indexes the new key under the same lock that
+    /// makes it live, and only rotates a live old key, so a session that
+    /// moves during a pass shows up, under its new key, in the next one.
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         let inner = &self.inner;
-        let keys: Vec<SessionKey> = inner
-            .user_shard(user)
-            .get(user)
-            .map(|keys| keys.iter().copied().collect())
-            .unwrap_or_default();
-        let now = inner.now();
+        let mut seen: HashSet<SessionKey> = HashSet::new();
         let mut deleted = 0;
-        for key in keys.iter().filter(|k| Some(*k) != keep) {
-            let mut shard = lock(&inner.records[shard_of(key)]);
-            let belongs = shard
-                .records
-                .get(key)
-                .is_some_and(|r| r.user.as_deref() == Some(user));
-            if belongs {
-                if let Some(r) = inner.take(&mut shard, key) {
-                    deleted += u64::from(r.is_live_at(now));
+        loop {
+            let fresh: Vec<SessionKey> = inner
+                .user_shard(user)
+                .get(user)
+                .map(|keys| {
+                    keys.iter()
+                        .filter(|k| Some(*k) != keep && !seen.contains(*k))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if fresh.is_empty() {
+                return Ok(deleted);
+            }
+            let now = inner.now();
+            for key in &fresh {
+                let mut shard = lock(&inner.records[shard_of(key)]);
+                let belongs = shard
+                    .records
+                    .get(key)
+                    .is_some_and(|r| r.user.as_deref() == Some(user));
+                if belongs {
+                    if let Some(r) = inner.take(&mut shard, key) {
+                        deleted += u64::from(r.is_live_at(now));
+                    }
                 }
             }
+            seen.extend(fresh);
         }
-        Ok(deleted)
     }
 
     async fn purge_expired(&self) -> Result<u64> {

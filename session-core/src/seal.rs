@@ -212,7 +212,7 @@ mod tests {
             let i = at.index(sealed.len());
             sealed[i] ^= flip;
             let err = ring().open(&id, &sealed).unwrap_err();
-            prop_assert!(matches!(err, Error::Decode { .. }));
+            prop_assert!(matches!(err, Error::Decode { .. }), "expected Decode, got {:?}", err);
         }
 
         #[test]
@@ -224,7 +224,7 @@ mod tests {
             let sealed = ring().seal(&id, &plain).unwrap();
             let cut = at.index(sealed.len());
             let err = ring().open(&id, &sealed[..cut]).unwrap_err();
-            prop_assert!(matches!(err, Error::Decode { .. }));
+            prop_assert!(matches!(err, Error::Decode { .. }), "expected Decode, got {:?}", err);
         }
     }
 }

@@ -69,6 +69,12 @@ impl SessionToken {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// The raw 32 bytes. Never store or log them; tests use this to prove
+    /// that they appear nowhere.
+    pub fn expose_bytes(&self) -> &[u8; TOKEN_BYTES] {
+        &self.0
+    }
+
     /// The store key of this token: SHA-256 of its bytes.
     pub fn key(&self) -> SessionKey {
         SessionKey(Sha256::digest(self.0).into())
@@ -160,6 +166,16 @@ impl SessionId {
     /// The UUID.
     pub const fn as_uuid(&self) -> &uuid::Uuid {
         &self.0
+    }
+
+    /// From the UUID's 16 bytes (for stores that keep ids as bytes).
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(uuid::Uuid::from_bytes(bytes))
+    }
+
+    /// The UUID's 16 bytes.
+    pub const fn to_bytes(&self) -> [u8; 16] {
+        *self.0.as_bytes()
     }
 }
 
