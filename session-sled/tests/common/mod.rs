@@ -1,0 +1,41 @@
+//! Helpers for the sled-specific tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use session_core::{Record, SessionId, SessionToken, Timestamp};
+
+/// A fresh folder under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "session-sled-{tag}-{}-{}",
+            std::process::id(),
+            SessionToken::generate().key().to_hex()[..12].to_owned()
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn record(user: Option<&str>, now: Timestamp, ttl: Duration) -> Record {
+    Record {
+        key: SessionToken::generate().key(),
+        id: SessionId::generate(),
+        user: user.map(str::to_owned),
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+        version: 1,
+        data: b"payload".to_vec(),
+    }
+}
