@@ -1,0 +1,423 @@
+//! [`PostgresStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use session_core::{Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::error::{db_err, is_unique_violation};
+use crate::names::Ident;
+use crate::sql::Queries;
+
+const DEFAULT_PURGE_BATCH: i64 = 1_000;
+
+/// A [`SessionStore`] on PostgreSQL, through a sqlx [`PgPool`].
+///
+/// One row per session in `schema.table` (default `public.sessions`):
+/// `key bytea` primary key (the token's SHA-256, never the token),
+/// `id uuid`, `"user" text` (indexed), `created_at` / `expires_at timestamptz`
+/// (`expires_at` indexed), `version int8`, `data bytea`.
+///
+/// Every operation is one statement, so one round trip: `create` is an
+/// `INSERT … ON CONFLICT` that replaces only an expired row; `update` and
+/// `rotate` are compare-and-set `UPDATE`s that also report the current version,
+/// which tells a conflict from a missing session; `delete_user` is one
+/// `DELETE`. "Now" is the database server's `now()`. `purge_expired` deletes in
+/// batches (default 1,000) through the `expires_at` index.
+///
+/// Call [`migrate`](Self::migrate) once at start-up; it is idempotent and safe
+/// to run from several processes at once.
+///
+/// ```no_run
+/// # async fn demo() -> session_core::Result<()> {
+/// use std::sync::Arc;
+/// use session_core::{SessionConfig, SessionManager};
+/// use session_sqlx::PostgresStore;
+///
+/// let store = PostgresStore::connect("postgres://app@localhost/app").await?;
+/// store.migrate().await?;
+/// let manager = SessionManager::new(Arc::new(store), SessionConfig::default())?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Ident,
+    table: Ident,
+    sql: Arc<Queries>,
+    purge_batch: i64,
+}
+
+fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    // Only validated, quoted identifiers are interpolated (see `names`); every
+    // value is a bind parameter.
+    AssertSqlSafe(sql.clone())
+}
+
+fn version_param(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::InvalidInput(format!("version {v} exceeds int8")))
+}
+
+fn check_next_version(record: &Record, expected_version: u64) -> Result<()> {
+    if expected_version.checked_add(1) != Some(record.version) {
+        return Err(Error::InvalidInput(format!(
+            "record.version must be expected_version + 1 (got {} after {expected_version})",
+            record.version
+        )));
+    }
+    Ok(())
+}
+
+fn record_from(row: &PgRow) -> Result<Record> {
+    let decode = |e: sqlx::Error| Error::decode_with("postgres session row", e);
+    let key: Vec<u8> = row.try_get("key").map_err(decode)?;
+    let id: uuid::Uuid = row.try_get("id").map_err(decode)?;
+    let version: i64 = row.try_get("version").map_err(decode)?;
+    Ok(Record {
+        key: SessionKey::from_slice(&key).ok_or_else(|| Error::decode("postgres session key"))?,
+        id: SessionId::from_uuid(id),
+        user: row.try_get("user").map_err(decode)?,
+        created_at: Timestamp::from_millis(row.try_get("created_ms").map_err(decode)?),
+        expires_at: Timestamp::from_millis(row.try_get("expires_ms").map_err(decode)?),
+        version: u64::try_from(version).map_err(|_| Error::decode("postgres session version"))?,
+        data: row.try_get("data").map_err(decode)?,
+    })
+}
+
+impl PostgresStore {
+    /// A store on `pool`, in table `public.sessions`.
+    pub fn new(pool: PgPool) -> Self {
+        let schema = Ident::new("schema", "public").expect("valid default");
+        let table = Ident::new("table", "sessions").expect("valid default");
+        Self {
+            sql: Arc::new(Queries::new(&schema, &table)),
+            pool,
+            schema,
+            table,
+            purge_batch: DEFAULT_PURGE_BATCH,
+        }
+    }
+
+    /// Connects a pool to `url` (5 s to acquire a connection, then a transient
+    /// error) and uses `public.sessions`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(db_err)?;
+        Ok(Self::new(pool))
+    }
+
+    /// Uses schema `schema`. [`Error::InvalidInput`] unless it is a plain
+    /// identifier (ASCII letters, digits, `_`; 1 to 63 characters).
+    pub fn with_schema(mut self, schema: &str) -> Result<Self> {
+        self.schema = Ident::new("schema", schema)?;
+        self.sql = Arc::new(Queries::new(&self.schema, &self.table));
+        Ok(self)
+    }
+
+    /// Uses table `table` (and `table_migrations` beside it). Same rules as
+    /// for schemas, at most 48 characters so that derived index names fit.
+    pub fn with_table(mut self, table: &str) -> Result<Self> {
+        if table.len() > 48 {
+            return Err(Error::InvalidInput(format!(
+                "table name {table:?} is longer than 48 characters"
+            )));
+        }
+        self.table = Ident::new("table", table)?;
+        self.sql = Arc::new(Queries::new(&self.schema, &self.table));
+        Ok(self)
+    }
+
+    /// How many rows one `purge_expired` statement deletes at most (default
+    /// 1,000); it repeats until fewer remain.
+    pub fn with_purge_batch(mut self, batch: u32) -> Self {
+        self.purge_batch = i64::from(batch.max(1));
+        self
+    }
+
+    /// The pool underneath.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The quoted `schema.table` this store uses.
+    pub fn table_name(&self) -> String {
+        format!("{}.{}", self.schema.quoted(), self.table.quoted())
+    }
+
+    /// Creates the schema, table and indexes, or brings them up to date.
+    ///
+    /// Versioned and idempotent: applied steps are recorded in
+    /// `table_migrations`. Runs in one transaction under a PostgreSQL advisory
+    /// lock on the schema name, so processes migrating at once wait for each
+    /// other instead of failing.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("session-sqlx:{}", self.schema.as_str()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for stmt in [&self.sql.create_schema, &self.sql.migrations_table] {
+            sqlx::query(q(stmt))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let applied_sql = format!(
+            "SELECT version FROM {}.\"{}_migrations\"",
+            self.schema.quoted(),
+            self.table.as_str()
+        );
+        let applied: Vec<i32> = sqlx::query_scalar(AssertSqlSafe(applied_sql.clone()))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for (version, script) in &self.sql.migrations {
+            if applied.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(q(script))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let record = format!(
+                "INSERT INTO {}.\"{}_migrations\" (version) VALUES ($1)",
+                self.schema.quoted(),
+                self.table.as_str()
+            );
+            sqlx::query(AssertSqlSafe(record))
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// The query plans PostgreSQL chooses for `load`, `update` and
+    /// `purge_expired`, as `(operation, EXPLAIN text)`. For checking that a
+    /// deployment uses the indexes.
+    pub async fn query_plans(&self) -> Result<Vec<(&'static str, String)>> {
+        let key = vec![0u8; 32];
+        let mut out = Vec::new();
+        for (name, sql) in [
+            ("load", &self.sql.load),
+            ("update", &self.sql.update),
+            ("purge_expired", &self.sql.purge),
+        ] {
+            let explain = AssertSqlSafe(format!("EXPLAIN {sql}"));
+            let query = sqlx::query_scalar::<_, String>(explain);
+            let query = match name {
+                "load" => query.bind(key.clone()),
+                "update" => query
+                    .bind(key.clone())
+                    .bind(uuid::Uuid::nil())
+                    .bind(None::<String>)
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(2_i64)
+                    .bind(Vec::<u8>::new())
+                    .bind(1_i64),
+                _ => query.bind(self.purge_batch),
+            };
+            let lines = query.fetch_all(&self.pool).await.map_err(db_err)?;
+            out.push((name, lines.join("\n")));
+        }
+        Ok(out)
+    }
+
+    async fn try_rotate(&self, old_key: &SessionKey, record: &Record, expected: i64) -> Result<()> {
+        let row = sqlx::query(q(&self.sql.rotate))
+            .bind(old_key.as_bytes().as_slice())
+            .bind(record.id.as_uuid())
+            .bind(record.user.as_deref())
+            .bind(record.created_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(version_param(record.version)?)
+            .bind(record.data.as_slice())
+            .bind(expected)
+            .bind(record.key.as_bytes().as_slice())
+            .fetch_one(&self.pool)
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyExists),
+            Err(e) => return Err(db_err(e)),
+        };
+        let rotated: bool = row.try_get(0).map_err(db_err)?;
+        let current: Option<i64> = row.try_get(1).map_err(db_err)?;
+        let id: Option<uuid::Uuid> = row.try_get(2).map_err(db_err)?;
+        match (rotated, current, id) {
+            (true, ..) => Ok(()),
+            (false, None, _) => Err(Error::NotFound),
+            (false, Some(v), _) if v != expected => Err(Error::Conflict),
+            (false, Some(_), Some(id)) if id != *record.id.as_uuid() => Err(Error::InvalidInput(
+                "rotate must keep the session id of the old record".into(),
+            )),
+            // The row changed after the statement's snapshot was taken.
+            (false, Some(_), _) => self.failed_write(old_key).await,
+        }
+    }
+
+    /// Why a compare-and-set failed when the statement's snapshot still showed
+    /// the expected version: the row was changed or deleted just after the
+    /// snapshot, and a fresh read tells which.
+    async fn failed_write(&self, key: &SessionKey) -> Result<()> {
+        let current: Option<i64> = sqlx::query_scalar(q(&self.sql.live_version))
+            .bind(key.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Err(match current {
+            Some(_) => Error::Conflict,
+            None => Error::NotFound,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        let done = sqlx::query(q(&self.sql.create))
+            .bind(record.key.as_bytes().as_slice())
+            .bind(record.id.as_uuid())
+            .bind(record.user.as_deref())
+            .bind(record.created_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(version_param(record.version)?)
+            .bind(record.data.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        match done.rows_affected() {
+            0 => Err(Error::AlreadyExists),
+            _ => Ok(()),
+        }
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+        let row = sqlx::query(q(&self.sql.load))
+            .bind(key.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(record_from).transpose()
+    }
+
+    async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
+        check_next_version(record, expected_version)?;
+        let row = sqlx::query(q(&self.sql.update))
+            .bind(record.key.as_bytes().as_slice())
+            .bind(record.id.as_uuid())
+            .bind(record.user.as_deref())
+            .bind(record.created_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(version_param(record.version)?)
+            .bind(record.data.as_slice())
+            .bind(version_param(expected_version)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let updated: bool = row.try_get(0).map_err(db_err)?;
+        let current: Option<i64> = row.try_get(1).map_err(db_err)?;
+        match (updated, current) {
+            (true, _) => Ok(()),
+            (false, None) => Err(Error::NotFound),
+            (false, Some(v)) if v != version_param(expected_version)? => Err(Error::Conflict),
+            (false, Some(_)) => self.failed_write(&record.key).await,
+        }
+    }
+
+    async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
+        let done = sqlx::query(q(&self.sql.touch))
+            .bind(key.as_bytes().as_slice())
+            .bind(expires_at.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        match done.rows_affected() {
+            0 => Err(Error::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn rotate(
+        &self,
+        old_key: &SessionKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<()> {
+        check_next_version(record, expected_version)?;
+        if *old_key == record.key {
+            return Err(Error::InvalidInput(
+                "rotate needs a new key different from the old one".into(),
+            ));
+        }
+        let expected = version_param(expected_version)?;
+        match self.try_rotate(old_key, record, expected).await {
+            Err(Error::AlreadyExists) => {
+                // The new key is taken. An expired row there does not count:
+                // remove it and try once more; a live one is a real clash.
+                let dropped = sqlx::query(q(&self.sql.drop_expired_at))
+                    .bind(record.key.as_bytes().as_slice())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                if dropped.rows_affected() == 0 {
+                    return Err(Error::AlreadyExists);
+                }
+                self.try_rotate(old_key, record, expected).await
+            }
+            other => other,
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool> {
+        let live: Option<bool> = sqlx::query_scalar(q(&self.sql.delete))
+            .bind(key.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(live.unwrap_or(false))
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
+        let rows = sqlx::query(q(&self.sql.list_user))
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(record_from).collect()
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
+        let done = sqlx::query(q(&self.sql.delete_user))
+            .bind(user)
+            .bind(keep.map(|k| k.as_bytes().as_slice()))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(q(&self.sql.purge))
+                .bind(self.purge_batch)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            total += done.rows_affected();
+            if done.rows_affected() < u64::try_from(self.purge_batch).unwrap_or(u64::MAX) {
+                return Ok(total);
+            }
+        }
+    }
+}

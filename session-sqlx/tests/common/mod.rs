@@ -1,0 +1,73 @@
+//! A fresh schema per test on the server named by `SESSION_TEST_POSTGRES_URL`.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use session_core::SessionToken;
+use session_sqlx::PostgresStore;
+use session_test_suite::{server_url, Provision, TestStore};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+
+pub const URL_VAR: &str = "SESSION_TEST_POSTGRES_URL";
+
+/// A random schema name, so tests run in parallel on one server.
+pub fn schema_name() -> String {
+    format!(
+        "sess_test_{}",
+        &SessionToken::generate().key().to_hex()[..16]
+    )
+}
+
+pub async fn pool(url: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {URL_VAR}: {e}"))
+}
+
+pub async fn drop_schema(pool: &PgPool, schema: &str) {
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(pool)
+    .await
+    .expect("drop the test schema");
+}
+
+/// A migrated store in its own schema, dropped after the test.
+pub async fn fresh_store() -> Provision {
+    let url = match server_url(URL_VAR) {
+        Ok(url) => url,
+        Err(skip) => return skip,
+    };
+    let pool = pool(&url).await;
+    let schema = schema_name();
+    let store = PostgresStore::new(pool.clone())
+        .with_schema(&schema)
+        .expect("valid schema name");
+    store.migrate().await.expect("migrate the test schema");
+    TestStore::new(Arc::new(store))
+        .with_cleanup(move || async move {
+            drop_schema(&pool, &schema).await;
+            pool.close().await;
+        })
+        .into()
+}
+
+/// For the Postgres-specific tests: the URL, or `None` after a loud skip (a
+/// failure under CI).
+pub fn url_or_skip(test: &str) -> Option<String> {
+    match server_url(URL_VAR) {
+        Ok(url) => Some(url),
+        Err(Provision::Skip(why)) if session_test_suite::ci_mode() => {
+            panic!("{test}: no PostgreSQL under CI: {why}")
+        }
+        Err(_) => {
+            eprintln!("\n*** SKIPPED {test}: {URL_VAR} is not set ***\n");
+            None
+        }
+    }
+}
