@@ -1,0 +1,778 @@
+//! [`RedisStore`]: standalone Redis and Redis Cluster.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, Value};
+use session_core::{Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp};
+
+use crate::error::{redis_err, unexpected};
+use crate::scripts::Scripts;
+
+/// Connection settings for [`RedisStore`].
+///
+/// Defaults: key prefix `session:`, 2 s to connect, 2 s for a reply. With
+/// bounded timeouts a call made while the server is down fails with a
+/// transient error instead of hanging; the store reconnects on its own.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    prefix: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "session:".to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// Prefix of every key this store writes (`PREFIX` + `s:` + hex key for
+    /// records, `PREFIX` + `u:` + user for the per-user indexes).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a reply.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A [`SessionStore`] on Redis (standalone) or Redis Cluster.
+///
+/// Keys hold only the token's SHA-256 (as hex): a record is the hash
+/// `PREFIX s:<hex key>` with a native deadline (`PEXPIREAT`), so Redis removes
+/// expired sessions itself and [`purge_expired`](SessionStore::purge_expired)
+/// has nothing to do. Each user's sessions are indexed in the sorted set
+/// `PREFIX u:<user>`, scored by deadline; entries whose deadline passed are
+/// pruned whenever the index is read, and the set itself expires with its
+/// longest-lived entry, so it never grows without bound.
+///
+/// Writes are Lua scripts (loaded once, run with `EVALSHA`, reloaded after
+/// `NOSCRIPT`) that check the version and the deadline on the server: one
+/// round trip and atomic.
+///
+/// # Standalone
+/// Every operation, index upkeep included, is one atomic script.
+///
+/// # Cluster
+/// A record, its rotation target and the user index usually live in
+/// different hash slots, and no script may span slots. The guarantees are the
+/// same; they rest on ordered, idempotent steps:
+///
+/// - **The index never misses a live session.** An index entry is added (its
+///   score only ever raised) *before* the record is written with that user and
+///   deadline, and entries are removed only once their deadline has passed or
+///   their record is gone for good (deleted or rotated away; keys are random
+///   and never reused). Entries left behind when a session moves to another
+///   user are skipped on read (the record names its user) and pruned when
+///   their deadline passes: the index converges.
+/// - **Rotation is atomic for readers.** The new key is first written as a
+///   *pending* record, invisible to every method. The commit point is one
+///   script on the old key: it checks the version and replaces the record
+///   with a tombstone naming the new key. Then the new key is activated. A
+///   reader that meets a pending record looks at the old key: a tombstone
+///   pointing back means committed (and it activates the record), a live old
+///   record means not yet, neither means abandoned (it is removed). So no
+///   reader sees both keys live, or neither, and a crash between the steps
+///   resolves on the next read.
+/// - **A revoked session never comes back.** `delete_user` deletes a user's
+///   records, pending ones included, one script per record; a rotation whose
+///   target was revoked finds nothing to activate and reports `NotFound`.
+///
+/// ```no_run
+/// # async fn demo() -> session_core::Result<()> {
+/// use std::sync::Arc;
+/// use session_core::{SessionConfig, SessionManager};
+/// use session_redis::{RedisOptions, RedisStore};
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379", RedisOptions::default()).await?;
+/// let manager = SessionManager::new(Arc::new(store), SessionConfig::default())?;
+///
+/// let cluster = RedisStore::connect_cluster(
+///     &["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"],
+///     RedisOptions::default().prefix("app:sess:"),
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    prefix: Arc<str>,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.conn {
+            Conn::Single(_) => "standalone",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("mode", &mode)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A record as read with `HMGET i u c e v d p`.
+type Fields = Vec<Option<Vec<u8>>>;
+
+fn text(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| Error::decode_with("redis session field", e))
+}
+
+fn number<T: std::str::FromStr>(bytes: Option<&Vec<u8>>) -> Result<T> {
+    let bytes = bytes.ok_or_else(|| Error::decode("redis session record (missing field)"))?;
+    text(bytes)?
+        .parse()
+        .map_err(|_| Error::decode("redis session record (bad number)"))
+}
+
+/// The arguments every record write passes first: id, has_user, user,
+/// created, expires, version, data.
+fn record_args<'a, 's>(
+    inv: &'a mut redis::ScriptInvocation<'s>,
+    r: &Record,
+) -> &'a mut redis::ScriptInvocation<'s> {
+    inv.arg(&r.id.to_bytes()[..])
+        .arg(if r.user.is_some() { "1" } else { "0" })
+        .arg(r.user.as_deref().unwrap_or(""))
+        .arg(r.created_at.as_millis())
+        .arg(r.expires_at.as_millis())
+        .arg(r.version)
+        .arg(&r.data[..])
+}
+
+impl RedisStore {
+    /// Connects to a standalone server (`redis://`, `rediss://` if the redis
+    /// crate was built with TLS, `redis+unix://`). The connection manager
+    /// reconnects on its own after the server restarts.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(redis_err)?;
+        Ok(Self::new(Conn::Single(manager), &options))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes.
+    pub async fn connect_cluster(nodes: &[&str], options: RedisOptions) -> Result<Self> {
+        let client = ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(options.connect_timeout)
+            .response_timeout(options.response_timeout)
+            .retries(3)
+            .build()
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let conn = client.get_async_connection().await.map_err(redis_err)?;
+        Ok(Self::new(Conn::Cluster(conn), &options))
+    }
+
+    /// Uses a connection manager the application already has.
+    pub fn from_connection_manager(manager: ConnectionManager, options: &RedisOptions) -> Self {
+        Self::new(Conn::Single(manager), options)
+    }
+
+    /// Uses a cluster connection the application already has.
+    pub fn from_cluster_connection(conn: ClusterConnection, options: &RedisOptions) -> Self {
+        Self::new(Conn::Cluster(conn), options)
+    }
+
+    fn new(conn: Conn, options: &RedisOptions) -> Self {
+        Self {
+            conn,
+            prefix: Arc::from(options.prefix.as_str()),
+            scripts: Arc::new(Scripts::new()),
+        }
+    }
+
+    /// Whether this store talks to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn record_key(&self, key: &SessionKey) -> String {
+        format!("{}s:{}", self.prefix, key.to_hex())
+    }
+
+    fn record_prefix(&self) -> String {
+        format!("{}s:", self.prefix)
+    }
+
+    fn index_prefix(&self) -> String {
+        format!("{}u:", self.prefix)
+    }
+
+    fn index_key(&self, user: &str) -> String {
+        format!("{}u:{user}", self.prefix)
+    }
+
+    /// The index prefix standalone scripts use to maintain the index
+    /// themselves; empty in cluster mode, where the client does it.
+    fn script_index_prefix(&self) -> String {
+        if self.is_cluster() {
+            String::new()
+        } else {
+            self.index_prefix()
+        }
+    }
+
+    async fn run<T: FromRedisValue>(&self, inv: &redis::ScriptInvocation<'_>) -> Result<T> {
+        match self.conn.clone() {
+            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
+            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
+        }
+        .map_err(redis_err)
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        match self.conn.clone() {
+            Conn::Single(mut c) => cmd.query_async(&mut c).await,
+            Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+        }
+        .map_err(redis_err)
+    }
+
+    async fn read_fields(&self, name: &str) -> Result<Fields> {
+        self.query(
+            redis::cmd("HMGET")
+                .arg(name)
+                .arg(&["i", "u", "c", "e", "v", "d", "p"]),
+        )
+        .await
+    }
+
+    fn decode(key: SessionKey, f: Fields) -> Result<Option<Record>> {
+        if f.get(4).is_none_or(Option::is_none) {
+            return Ok(None);
+        }
+        let id: [u8; 16] = f[0]
+            .as_deref()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::decode("redis session record (id)"))?;
+        let user = f[1].as_deref().map(text).transpose()?.map(str::to_owned);
+        Ok(Some(Record {
+            key,
+            id: SessionId::from_bytes(id),
+            user,
+            created_at: Timestamp::from_millis(number(f[2].as_ref())?),
+            expires_at: Timestamp::from_millis(number(f[3].as_ref())?),
+            version: number(f[4].as_ref())?,
+            data: f[5].clone().unwrap_or_default(),
+        }))
+    }
+
+    /// Cluster: adds `member` to `user`'s index before a write that gives the
+    /// record that user and deadline.
+    async fn index_add(&self, user: &str, expires_at: Timestamp, member: &str) -> Result<()> {
+        let mut inv = self.scripts.index_add.prepare_invoke();
+        inv.key(self.index_key(user))
+            .arg(expires_at.as_millis())
+            .arg(member);
+        self.run::<i64>(&inv).await.map(drop)
+    }
+
+    async fn index_remove(&self, user: &str, member: &str) -> Result<()> {
+        self.query::<i64>(redis::cmd("ZREM").arg(self.index_key(user)).arg(member))
+            .await
+            .map(drop)
+    }
+
+    /// Cluster: settles a pending rotation target `name` whose rotation started
+    /// from `old`. Returns whether `name` is live now.
+    async fn resolve_pending(&self, name: &str, old: &[u8]) -> Result<bool> {
+        let old = text(old)?;
+        let seen: Vec<Option<Vec<u8>>> = self
+            .query(redis::cmd("HMGET").arg(old).arg(&["m", "v"]))
+            .await?;
+        let tombstone = seen.first().cloned().flatten();
+        if tombstone.as_deref() == Some(name.as_bytes()) {
+            let mut inv = self.scripts.activate.prepare_invoke();
+            inv.key(name).arg(old);
+            let live: i64 = self.run(&inv).await?;
+            let mut clear = self.scripts.clear_tombstone.prepare_invoke();
+            clear.key(old).arg(name);
+            self.run::<i64>(&clear).await?;
+            return Ok(live == 1);
+        }
+        if seen.get(1).cloned().flatten().is_some() {
+            // The old record is still live: the rotation has not committed.
+            return Ok(false);
+        }
+        // The old key is gone and names no successor: either the rotation was
+        // abandoned, or it committed, activated and tidied up after our first
+        // look. Drop the target only if it is still pending, then look again.
+        let mut inv = self.scripts.abort.prepare_invoke();
+        inv.key(name).arg(old);
+        self.run::<i64>(&inv).await?;
+        let now: Vec<Option<Vec<u8>>> = self
+            .query(redis::cmd("HMGET").arg(name).arg(&["v", "p"]))
+            .await?;
+        Ok(now.first().is_some_and(Option::is_some) && now.get(1).is_some_and(Option::is_none))
+    }
+
+    /// Reads a record, settling a pending rotation target first (cluster).
+    async fn load_resolved(&self, key: &SessionKey) -> Result<Option<Record>> {
+        let name = self.record_key(key);
+        let mut fields = self.read_fields(&name).await?;
+        if let Some(old) = fields.get(6).cloned().flatten() {
+            if !self.resolve_pending(&name, &old).await? {
+                return Ok(None);
+            }
+            fields = self.read_fields(&name).await?;
+            if fields.get(6).is_some_and(Option::is_some) {
+                return Ok(None);
+            }
+        }
+        Self::decode(*key, fields)
+    }
+
+    /// Runs a write script that may answer `PENDING` (cluster), settling the
+    /// pending state and retrying once.
+    async fn write_settling<'s, T, F>(&'s self, key: &SessionKey, attempt: F) -> Result<T>
+    where
+        F: Fn() -> redis::ScriptInvocation<'s>,
+        T: FromRedisValue + Pending,
+    {
+        let name = self.record_key(key);
+        for _ in 0..3 {
+            let reply: T = self.run(&attempt()).await?;
+            if !reply.is_pending() {
+                return Ok(reply);
+            }
+            let fields = self.read_fields(&name).await?;
+            match fields.get(6).cloned().flatten() {
+                Some(old) if !self.resolve_pending(&name, &old).await? => return Ok(T::not_found()),
+                _ => continue,
+            }
+        }
+        Err(unexpected("a write on a pending record", "still pending"))
+    }
+
+    async fn rotate_standalone(
+        &self,
+        old_key: &SessionKey,
+        r: &Record,
+        expected: u64,
+    ) -> Result<()> {
+        let mut inv = self.scripts.rotate.prepare_invoke();
+        inv.key(self.record_key(old_key))
+            .key(self.record_key(&r.key));
+        record_args(&mut inv, r)
+            .arg(r.key.to_hex())
+            .arg(self.index_prefix())
+            .arg(expected)
+            .arg(old_key.to_hex());
+        let status: String = self.run(&inv).await?;
+        status_to_result(&status, "rotate")
+    }
+
+    async fn rotate_cluster(&self, old_key: &SessionKey, r: &Record, expected: u64) -> Result<()> {
+        let (old_name, new_name) = (self.record_key(old_key), self.record_key(&r.key));
+        if let Some(user) = &r.user {
+            self.index_add(user, r.expires_at, &r.key.to_hex()).await?;
+        }
+        let mut prepare = self.scripts.prepare.prepare_invoke();
+        prepare.key(&new_name);
+        record_args(&mut prepare, r).arg(&old_name);
+        let status: String = self.run(&prepare).await?;
+        if status == "EXISTS" {
+            return Err(Error::AlreadyExists);
+        }
+        status_to_result(&status, "rotate (prepare)")?;
+
+        let mut outcome = None;
+        for _ in 0..3 {
+            let mut commit = self.scripts.commit.prepare_invoke();
+            commit
+                .key(&old_name)
+                .arg(expected)
+                .arg(&r.id.to_bytes()[..])
+                .arg(&new_name)
+                .arg(r.expires_at.as_millis());
+            let (status, old_user): (String, Option<String>) = self.run(&commit).await?;
+            if status == "PENDING" {
+                // The old key is itself an unsettled rotation target.
+                let fields = self.read_fields(&old_name).await?;
+                if let Some(older) = fields.get(6).cloned().flatten() {
+                    self.resolve_pending(&old_name, &older).await?;
+                }
+                continue;
+            }
+            outcome = Some((status, old_user));
+            break;
+        }
+        let (status, old_user) =
+            outcome.ok_or_else(|| unexpected("rotate (commit)", "still pending"))?;
+        if status != "OK" {
+            let mut abort = self.scripts.abort.prepare_invoke();
+            abort.key(&new_name).arg(&old_name);
+            self.run::<i64>(&abort).await?;
+            return status_to_result(&status, "rotate (commit)");
+        }
+        // Committed: make the new key live, then tidy up.
+        let mut activate = self.scripts.activate.prepare_invoke();
+        activate.key(&new_name).arg(&old_name);
+        let live: i64 = self.run(&activate).await?;
+        let mut clear = self.scripts.clear_tombstone.prepare_invoke();
+        clear.key(&old_name).arg(&new_name);
+        self.run::<i64>(&clear).await?;
+        if let Some(user) = old_user {
+            self.index_remove(&user, &old_key.to_hex()).await?;
+        }
+        if live == 1 {
+            Ok(())
+        } else {
+            // Revoked between the commit and the activation.
+            Err(Error::NotFound)
+        }
+    }
+
+    async fn list_cluster(&self, user: &str) -> Result<Vec<Record>> {
+        let mut inv = self.scripts.index_read.prepare_invoke();
+        inv.key(self.index_key(user));
+        let members: Vec<String> = self.run(&inv).await?;
+        let keys: Vec<SessionKey> = members
+            .iter()
+            .filter_map(|m| SessionKey::from_hex(m))
+            .collect();
+        let mut by_id: HashMap<SessionId, Record> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(64) {
+            let found = try_join_all(chunk.iter().map(|k| self.load_resolved(k))).await?;
+            for r in found.into_iter().flatten() {
+                if r.user.as_deref() != Some(user) {
+                    continue;
+                }
+                // The records are read one by one, so a rotation that commits
+                // between two reads can show both its keys: keep the newer.
+                match by_id.get(&r.id) {
+                    Some(seen) if seen.version >= r.version => {}
+                    _ => {
+                        by_id.insert(r.id, r);
+                    }
+                }
+            }
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    async fn list_standalone(&self, user: &str) -> Result<Vec<Record>> {
+        let mut inv = self.scripts.list_user.prepare_invoke();
+        inv.key(self.index_key(user))
+            .arg(self.record_prefix())
+            .arg(user);
+        let flat: Vec<Option<Vec<u8>>> = self.run(&inv).await?;
+        flat.chunks(6)
+            .map(|row| {
+                let member = row[0].as_deref().map(text).transpose()?;
+                let key = member
+                    .and_then(SessionKey::from_hex)
+                    .ok_or_else(|| Error::decode("redis index member"))?;
+                let fields = vec![
+                    row[1].clone(),
+                    Some(user.as_bytes().to_vec()),
+                    row[2].clone(),
+                    row[3].clone(),
+                    row[4].clone(),
+                    row[5].clone(),
+                    None,
+                ];
+                Self::decode(key, fields)?.ok_or_else(|| Error::decode("redis session record"))
+            })
+            .collect()
+    }
+
+    /// Cluster: deletes the user's records one script each, in passes, until
+    /// a pass finds no index entry it has not already dealt with.
+    ///
+    /// Why that is enough: every key a session ever goes live under is in the
+    /// index before it goes live, and a rotation commits only while its old
+    /// key is live. A session that rotates away during a pass therefore leaves
+    /// its new key in the index for the next pass; once a pass sees nothing
+    /// new, no session of the user can still be live, and no in-flight
+    /// rotation can commit. The count is of distinct sessions (ids), so a
+    /// session caught under both its old and its pending new key counts once.
+    async fn delete_user_cluster(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
+        const MAX_PASSES: usize = 64;
+        let keep = keep.map(SessionKey::to_hex);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut revoked: HashSet<Vec<u8>> = HashSet::new();
+        for _ in 0..MAX_PASSES {
+            let mut inv = self.scripts.index_read.prepare_invoke();
+            inv.key(self.index_key(user));
+            let members: Vec<String> = self.run(&inv).await?;
+            let fresh: Vec<String> = members
+                .into_iter()
+                .filter(|m| Some(m) != keep.as_ref() && !seen.contains(m))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(revoked.len() as u64);
+            }
+            for chunk in fresh.chunks(64) {
+                let ids = try_join_all(chunk.iter().map(|member| async move {
+                    let Some(key) = SessionKey::from_hex(member) else {
+                        return Ok::<Option<Vec<u8>>, Error>(None);
+                    };
+                    let mut inv = self.scripts.delete_if_user.prepare_invoke();
+                    inv.key(self.record_key(&key)).arg(user);
+                    let id: Option<Vec<u8>> = self.run(&inv).await?;
+                    if id.is_some() {
+                        self.index_remove(user, member).await?;
+                    }
+                    Ok(id)
+                }))
+                .await?;
+                revoked.extend(ids.into_iter().flatten());
+            }
+            seen.extend(fresh);
+        }
+        Err(Error::transient(
+            crate::error::BACKEND,
+            format!("delete_user({user:?}) did not settle after {MAX_PASSES} passes"),
+        ))
+    }
+}
+
+/// Replies of write scripts that can ask the client to settle a pending
+/// rotation target first.
+trait Pending {
+    fn is_pending(&self) -> bool;
+    fn not_found() -> Self;
+}
+
+impl Pending for String {
+    fn is_pending(&self) -> bool {
+        self == "PENDING"
+    }
+    fn not_found() -> Self {
+        "NOTFOUND".to_owned()
+    }
+}
+
+impl Pending for (Value, Option<String>) {
+    fn is_pending(&self) -> bool {
+        matches!(&self.0, Value::BulkString(b) if b == b"PENDING")
+            || matches!(&self.0, Value::SimpleString(s) if s == "PENDING")
+    }
+    fn not_found() -> Self {
+        (Value::Int(0), None)
+    }
+}
+
+fn status_to_result(status: &str, what: &str) -> Result<()> {
+    match status {
+        "OK" => Ok(()),
+        "NOTFOUND" => Err(Error::NotFound),
+        "CONFLICT" => Err(Error::Conflict),
+        "EXISTS" => Err(Error::AlreadyExists),
+        "BADID" => Err(Error::InvalidInput(
+            "rotate must keep the session id of the old record".into(),
+        )),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+fn check_next_version(record: &Record, expected_version: u64) -> Result<()> {
+    if expected_version.checked_add(1) != Some(record.version) {
+        return Err(Error::InvalidInput(format!(
+            "record.version must be expected_version + 1 (got {} after {expected_version})",
+            record.version
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        let member = record.key.to_hex();
+        if let (true, Some(user)) = (self.is_cluster(), &record.user) {
+            self.index_add(user, record.expires_at, &member).await?;
+        }
+        let mut inv = self.scripts.create.prepare_invoke();
+        inv.key(self.record_key(&record.key));
+        record_args(&mut inv, record)
+            .arg(&member)
+            .arg(self.script_index_prefix());
+        let status: String = self.run(&inv).await?;
+        status_to_result(&status, "create")
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+        if self.is_cluster() {
+            return self.load_resolved(key).await;
+        }
+        let fields = self.read_fields(&self.record_key(key)).await?;
+        Self::decode(*key, fields)
+    }
+
+    async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
+        check_next_version(record, expected_version)?;
+        let member = record.key.to_hex();
+        if let (true, Some(user)) = (self.is_cluster(), &record.user) {
+            self.index_add(user, record.expires_at, &member).await?;
+        }
+        let name = self.record_key(&record.key);
+        let index_prefix = self.script_index_prefix();
+        let script = &self.scripts.update;
+        let status: String = self
+            .write_settling(&record.key, || {
+                let mut inv = script.prepare_invoke();
+                inv.key(name.clone());
+                record_args(&mut inv, record)
+                    .arg(member.clone())
+                    .arg(index_prefix.clone())
+                    .arg(expected_version);
+                inv
+            })
+            .await?;
+        status_to_result(&status, "update")
+    }
+
+    async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
+        let name = self.record_key(key);
+        let member = key.to_hex();
+        if !self.is_cluster() {
+            let mut inv = self.scripts.touch.prepare_invoke();
+            inv.key(&name)
+                .arg(expires_at.as_millis())
+                .arg(&member)
+                .arg(self.index_prefix())
+                .arg("");
+            let status: String = self.run(&inv).await?;
+            return status_to_result(&status, "touch");
+        }
+        // Cluster: raise the index entry of the record's user first, and only
+        // touch if the user is still the one whose entry was raised.
+        for _ in 0..8 {
+            let Some(current) = self.load_resolved(key).await? else {
+                return Err(Error::NotFound);
+            };
+            let expect = match &current.user {
+                Some(user) => {
+                    self.index_add(user, expires_at, &member).await?;
+                    format!("={user}")
+                }
+                None => "-".to_owned(),
+            };
+            let mut inv = self.scripts.touch.prepare_invoke();
+            inv.key(&name)
+                .arg(expires_at.as_millis())
+                .arg(&member)
+                .arg("")
+                .arg(expect);
+            let status: String = self.run(&inv).await?;
+            match status.as_str() {
+                "RETRY" | "PENDING" => continue,
+                other => return status_to_result(other, "touch"),
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    async fn rotate(
+        &self,
+        old_key: &SessionKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<()> {
+        check_next_version(record, expected_version)?;
+        if *old_key == record.key {
+            return Err(Error::InvalidInput(
+                "rotate needs a new key different from the old one".into(),
+            ));
+        }
+        if self.is_cluster() {
+            self.rotate_cluster(old_key, record, expected_version).await
+        } else {
+            self.rotate_standalone(old_key, record, expected_version)
+                .await
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool> {
+        let member = key.to_hex();
+        let name = self.record_key(key);
+        let index_prefix = self.script_index_prefix();
+        let script = &self.scripts.delete;
+        let (status, user): (Value, Option<String>) = self
+            .write_settling(key, || {
+                let mut inv = script.prepare_invoke();
+                inv.key(name.clone())
+                    .arg(member.clone())
+                    .arg(index_prefix.clone());
+                inv
+            })
+            .await?;
+        let deleted = matches!(status, Value::Int(1));
+        if let (true, true, Some(user)) = (deleted, self.is_cluster(), user) {
+            self.index_remove(&user, &member).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
+        if self.is_cluster() {
+            self.list_cluster(user).await
+        } else {
+            self.list_standalone(user).await
+        }
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
+        if self.is_cluster() {
+            return self.delete_user_cluster(user, keep).await;
+        }
+        let mut inv = self.scripts.delete_user.prepare_invoke();
+        inv.key(self.index_key(user))
+            .arg(self.record_prefix())
+            .arg(user)
+            .arg(keep.map(SessionKey::to_hex).unwrap_or_default());
+        let n: i64 = self.run(&inv).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Redis expires records itself (`PEXPIREAT`) and prunes index entries as
+    /// it reads them; index sets expire with their longest-lived entry. There
+    /// is nothing left to remove, so this returns 0 without a round trip.
+    async fn purge_expired(&self) -> Result<u64> {
+        Ok(0)
+    }
+}

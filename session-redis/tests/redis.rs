@@ -1,0 +1,338 @@
+//! Redis-specific guarantees: recovery after a server restart (and the script
+//! reload that comes with it), no token anywhere in the keyspace, and the
+//! cluster's per-user index converging.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{cluster_nodes, delete_prefix, random_prefix, CLUSTER_VAR, URL_VAR};
+use redis::AsyncCommands;
+use session_core::{
+    Record, SessionConfig, SessionId, SessionManager, SessionStore, SessionToken, Timestamp,
+};
+use session_redis::{RedisOptions, RedisStore};
+use session_test_suite::{ci_mode, server_url};
+use tokio::process::{Child, Command};
+
+fn url_or_skip(var: &str, test: &str) -> Option<String> {
+    match server_url(var) {
+        Ok(url) => Some(url),
+        Err(_) if ci_mode() => panic!("{test}: {var} is not set under CI"),
+        Err(_) => {
+            eprintln!("\n*** SKIPPED {test}: {var} is not set ***\n");
+            None
+        }
+    }
+}
+
+fn record(user: Option<&str>, ttl: Duration) -> Record {
+    let now = Timestamp::now();
+    Record {
+        key: SessionToken::generate().key(),
+        id: SessionId::generate(),
+        user: user.map(str::to_owned),
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+        version: 1,
+        data: b"v".to_vec(),
+    }
+}
+
+/// A redis-server of our own on a free loopback port, stopped on drop.
+struct OwnServer {
+    port: u16,
+    child: Child,
+}
+
+impl OwnServer {
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start redis-server (is it installed?)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+                {
+                    return Self { port, child };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {port} did not come up");
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.expect("stop redis-server");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_store_recovers_after_its_server_restarts() {
+    // Needs only the redis-server binary; CI has it, like the shared server.
+    if url_or_skip(URL_VAR, "the_same_store_recovers_after_its_server_restarts").is_none() {
+        return;
+    }
+    let port = free_port();
+    let server = OwnServer::start(port).await;
+    let options = RedisOptions::default()
+        .connect_timeout(Duration::from_millis(300))
+        .response_timeout(Duration::from_millis(300));
+    let store = RedisStore::connect(&server.url(), options).await.unwrap();
+
+    // A stream of operations against a healthy server.
+    for _ in 0..50 {
+        let r = record(Some("alice"), Duration::from_secs(60));
+        store.create(&r).await.unwrap();
+        assert_eq!(store.load(&r.key).await.unwrap(), Some(r));
+    }
+
+    server.stop().await;
+    let mut failures = 0;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let r = record(None, Duration::from_secs(60));
+        match store.create(&r).await {
+            Err(e) => {
+                assert!(
+                    e.is_transient(),
+                    "errors while the server is down are transient: {e:?}"
+                );
+                failures += 1;
+            }
+            Ok(()) => panic!("a write succeeded with the server down"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a call while the server is down returns within a bounded time, took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(failures, 10);
+
+    // Same port, fresh server (no data, no scripts loaded): the same store
+    // reconnects and reloads its scripts after NOSCRIPT.
+    let server = OwnServer::start(port).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = record(Some("alice"), Duration::from_secs(60));
+    loop {
+        match store.create(&r).await {
+            Ok(()) => break,
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the store did not recover: {e:?}"),
+        }
+    }
+    for _ in 0..50 {
+        let r = record(Some("bob"), Duration::from_secs(60));
+        store.create(&r).await.unwrap();
+        let mut next = r.clone();
+        next.version = 2;
+        store.update(&next, 1).await.unwrap();
+    }
+    assert_eq!(store.list_user("bob").await.unwrap().len(), 50);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn scripts_are_reloaded_after_script_flush() {
+    if url_or_skip(URL_VAR, "scripts_are_reloaded_after_script_flush").is_none() {
+        return;
+    }
+    let server = OwnServer::start(free_port()).await;
+    let store = RedisStore::connect(&server.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let r = record(Some("alice"), Duration::from_secs(60));
+    store.create(&r).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // The create script was loaded before the flush: its EVALSHA now hits
+    // NOSCRIPT and the script is loaded again.
+    let again = record(Some("alice"), Duration::from_secs(60));
+    store
+        .create(&again)
+        .await
+        .expect("create after SCRIPT FLUSH");
+    assert_eq!(store.load(&again.key).await.unwrap(), Some(again));
+    assert_eq!(store.list_user("alice").await.unwrap().len(), 2);
+    server.stop().await;
+}
+
+/// Every key and every value under the prefix, as bytes.
+async fn dump(nodes: &[String], prefix: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let client = redis::Client::open(node.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<Vec<u8>> = {
+            let mut iter: redis::AsyncIter<'_, Vec<u8>> =
+                c.scan_match(format!("{prefix}*")).await.unwrap();
+            let mut keys = Vec::new();
+            while let Some(k) = iter.next_item().await {
+                keys.push(k.unwrap());
+            }
+            keys
+        };
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "hash" => c.hgetall(&key).await.unwrap(),
+                "zset" => c.zrange(&key, 0, -1).await.unwrap(),
+                other => panic!("unexpected key type {other}"),
+            };
+            out.push(key);
+            out.extend(values);
+        }
+    }
+    out
+}
+
+async fn assert_no_token_in_keyspace(store: RedisStore, nodes: Vec<String>) {
+    let prefix = store.prefix().to_owned();
+    let manager = SessionManager::new(Arc::new(store), SessionConfig::default()).unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..20 {
+        let s = manager.load(None).await.unwrap();
+        s.insert("i", &i).unwrap();
+        if i % 2 == 0 {
+            s.login(format!("user {i}"));
+        }
+        tokens.push(s.commit().await.unwrap().token().unwrap().clone());
+    }
+    let blobs = dump(&nodes, &prefix).await;
+    assert!(blobs.len() >= 20 * 2, "the dump covers the records");
+    for token in &tokens {
+        let text = token.expose();
+        let raw = token.expose_bytes();
+        let hex_key = token.key().to_hex();
+        for blob in &blobs {
+            assert!(
+                !blob.windows(text.len()).any(|w| w == text.as_bytes()),
+                "token text in Redis"
+            );
+            assert!(
+                !blob.windows(raw.len()).any(|w| w == raw),
+                "token bytes in Redis"
+            );
+        }
+        assert!(
+            blobs
+                .iter()
+                .any(|b| b.windows(hex_key.len()).any(|w| w == hex_key.as_bytes())),
+            "records are keyed by the token's SHA-256"
+        );
+    }
+    delete_prefix(&nodes, &prefix).await;
+}
+
+#[tokio::test]
+async fn no_session_token_appears_in_any_standalone_key_or_value() {
+    let Some(url) = url_or_skip(
+        URL_VAR,
+        "no_session_token_appears_in_any_standalone_key_or_value",
+    ) else {
+        return;
+    };
+    let store = RedisStore::connect(&url, RedisOptions::default().prefix(random_prefix()))
+        .await
+        .unwrap();
+    assert_no_token_in_keyspace(store, vec![url]).await;
+}
+
+#[tokio::test]
+async fn no_session_token_appears_in_any_cluster_key_or_value() {
+    let Some(list) = url_or_skip(
+        CLUSTER_VAR,
+        "no_session_token_appears_in_any_cluster_key_or_value",
+    ) else {
+        return;
+    };
+    let nodes = cluster_nodes(&list);
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(random_prefix()))
+        .await
+        .unwrap();
+    assert_no_token_in_keyspace(store, nodes).await;
+}
+
+#[tokio::test]
+async fn cluster_user_index_converges_after_a_user_move() {
+    let Some(list) = url_or_skip(
+        CLUSTER_VAR,
+        "cluster_user_index_converges_after_a_user_move",
+    ) else {
+        return;
+    };
+    let nodes = cluster_nodes(&list);
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let prefix = random_prefix();
+    let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(prefix.clone()))
+        .await
+        .unwrap();
+    let r = record(Some("alice"), Duration::from_millis(800));
+    store.create(&r).await.unwrap();
+    let mut moved = r.clone();
+    moved.version = 2;
+    moved.user = Some("bob".into());
+    moved.expires_at = Timestamp::now().saturating_add(Duration::from_secs(60));
+    store.update(&moved, 1).await.unwrap();
+
+    assert!(
+        store.list_user("alice").await.unwrap().is_empty(),
+        "never listed under the old user"
+    );
+    assert_eq!(store.list_user("bob").await.unwrap(), vec![moved.clone()]);
+
+    let client = redis::cluster::ClusterClient::new(refs.clone()).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    let alice_index = format!("{prefix}u:alice");
+    let stale: i64 = c.zcard(&alice_index).await.unwrap();
+    assert_eq!(
+        stale, 1,
+        "the old user's entry is left behind (ordered steps, no cross-slot write)"
+    );
+    // Its score is the deadline it had under alice: once that passes, the
+    // entry is pruned on read and the index key expires on its own.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(store.list_user("alice").await.unwrap().is_empty());
+    let exists: bool = c.exists(&alice_index).await.unwrap();
+    assert!(!exists, "the old user's index has converged to nothing");
+    assert_eq!(store.list_user("bob").await.unwrap(), vec![moved]);
+    delete_prefix(&nodes, &prefix).await;
+}
