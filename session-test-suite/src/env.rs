@@ -24,3 +24,68 @@ pub fn server_url(var: &str) -> Result<String, Provision> {
         ))),
     }
 }
+
+/// The kinds of server a backend test may need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// PostgreSQL.
+    Postgres,
+    /// Redis, standalone.
+    Redis,
+}
+
+/// A server for one test: its URL, and the container keeping it alive when
+/// it was started by the `testcontainers` fallback.
+#[derive(Debug)]
+pub struct Server {
+    /// Where to connect.
+    pub url: String,
+    /// Keeps a fallback container running; dropping the server stops it.
+    #[cfg(feature = "testcontainers")]
+    pub container: Option<crate::docker::Container>,
+}
+
+/// The server for a test: the URL in `var` if set; otherwise, with the
+/// `testcontainers` feature and a reachable Docker engine, a throw-away
+/// container of `kind`; otherwise a [`Provision::Skip`] saying what to set.
+pub async fn server(var: &str, kind: ServerKind) -> Result<Server, Provision> {
+    let skip = match server_url(var) {
+        Ok(url) => {
+            return Ok(Server {
+                url,
+                #[cfg(feature = "testcontainers")]
+                container: None,
+            })
+        }
+        Err(skip) => skip,
+    };
+    #[cfg(feature = "testcontainers")]
+    if crate::docker::docker_reachable() {
+        return match crate::docker::start(kind).await {
+            Ok((url, container)) => Ok(Server {
+                url,
+                container: Some(container),
+            }),
+            Err(why) => Err(Provision::Skip(why)),
+        };
+    }
+    let _ = kind;
+    Err(skip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_url_without_docker_is_a_skip_that_names_the_variable() {
+        #[cfg(feature = "testcontainers")]
+        if crate::docker::docker_reachable() {
+            return; // this machine would start a container instead
+        }
+        match server("SESSION_TEST_SURELY_UNSET_URL", ServerKind::Postgres).await {
+            Err(Provision::Skip(why)) => assert!(why.contains("SESSION_TEST_SURELY_UNSET_URL")),
+            other => panic!("expected a skip, got {other:?}"),
+        }
+    }
+}

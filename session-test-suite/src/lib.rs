@@ -22,11 +22,13 @@
 //! (`sessionctl check`), through [`run_case`].
 
 pub mod cases;
+#[cfg(feature = "testcontainers")]
+mod docker;
 mod env;
 mod harness;
 mod registry;
 
-pub use env::{ci_mode, server_url};
+pub use env::{ci_mode, server, server_url, Server, ServerKind};
 pub use harness::{run_case, run_test, CaseFn, CaseFuture, CaseOutcome, Provision, TestStore};
 pub use registry::{Case, CASES};
 

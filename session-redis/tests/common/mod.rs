@@ -8,7 +8,7 @@ use std::sync::Arc;
 use redis::AsyncCommands;
 use session_core::SessionToken;
 use session_redis::{RedisOptions, RedisStore};
-use session_test_suite::{server_url, Provision, TestStore};
+use session_test_suite::{server, server_url, Provision, ServerKind, TestStore};
 
 pub const URL_VAR: &str = "SESSION_TEST_REDIS_URL";
 pub const CLUSTER_VAR: &str = "SESSION_TEST_REDIS_CLUSTER_URLS";
@@ -52,20 +52,29 @@ pub fn cluster_nodes(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// A store under a fresh prefix on `SESSION_TEST_REDIS_URL`, or on a Docker
+/// container with the suite's `testcontainers` feature.
 pub async fn standalone_store() -> Provision {
-    let url = match server_url(URL_VAR) {
-        Ok(url) => url,
+    let server = match server(URL_VAR, ServerKind::Redis).await {
+        Ok(server) => server,
         Err(skip) => return skip,
     };
+    let url = server.url.clone();
     let prefix = random_prefix();
     let store = RedisStore::connect(&url, RedisOptions::default().prefix(prefix.clone()))
         .await
         .unwrap_or_else(|e| panic!("connect to {URL_VAR} ({url}): {e}"));
     TestStore::new(Arc::new(store))
-        .with_cleanup(move || async move { delete_prefix(&[url], &prefix).await })
+        .with_cleanup(move || async move {
+            delete_prefix(&[url], &prefix).await;
+            drop(server);
+        })
         .into()
 }
 
+/// A store under a fresh prefix on the cluster in
+/// `SESSION_TEST_REDIS_CLUSTER_URLS` (comma-separated node URLs). There is no
+/// Docker fallback for a cluster.
 pub async fn cluster_store() -> Provision {
     let list = match server_url(CLUSTER_VAR) {
         Ok(list) => list,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use session_core::SessionToken;
 use session_sqlx::PostgresStore;
-use session_test_suite::{server_url, Provision, TestStore};
+use session_test_suite::{server, server_url, Provision, ServerKind, TestStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -37,13 +37,15 @@ pub async fn drop_schema(pool: &PgPool, schema: &str) {
     .expect("drop the test schema");
 }
 
-/// A migrated store in its own schema, dropped after the test.
+/// A migrated store in its own schema, dropped after the test. The server is
+/// the one in `SESSION_TEST_POSTGRES_URL`, or a Docker container with the
+/// suite's `testcontainers` feature.
 pub async fn fresh_store() -> Provision {
-    let url = match server_url(URL_VAR) {
-        Ok(url) => url,
+    let server = match server(URL_VAR, ServerKind::Postgres).await {
+        Ok(server) => server,
         Err(skip) => return skip,
     };
-    let pool = pool(&url).await;
+    let pool = pool(&server.url).await;
     let schema = schema_name();
     let store = PostgresStore::new(pool.clone())
         .with_schema(&schema)
@@ -53,6 +55,7 @@ pub async fn fresh_store() -> Provision {
         .with_cleanup(move || async move {
             drop_schema(&pool, &schema).await;
             pool.close().await;
+            drop(server);
         })
         .into()
 }
