@@ -129,16 +129,6 @@ fn shard_of(key: &SessionKey) -> usize {
     usize::from(key.as_bytes()[0]) % RECORD_SHARDS
 }
 
-fn check_next_version(record: &Record, expected_version: u64) -> Result<()> {
-    if expected_version.checked_add(1) != Some(record.version) {
-        return Err(Error::InvalidInput(format!(
-            "record.version must be expected_version + 1 (got {} after {expected_version})",
-            record.version
-        )));
-    }
-    Ok(())
-}
-
 impl Inner {
     fn now(&self) -> Timestamp {
         self.clock.now()
@@ -233,7 +223,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
-        check_next_version(record, expected_version)?;
+        record.check_update(expected_version)?;
         let inner = &self.inner;
         let mut shard = lock(&inner.records[shard_of(&record.key)]);
         if Inner::live_version(&shard, &record.key, inner.now())? != expected_version {
@@ -264,12 +254,7 @@ impl SessionStore for MemoryStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<()> {
-        check_next_version(record, expected_version)?;
-        if *old_key == record.key {
-            return Err(Error::InvalidInput(
-                "rotate needs a new key different from the old one".into(),
-            ));
-        }
+        record.check_rotate(old_key, expected_version)?;
         let inner = &self.inner;
         let (a, b) = (shard_of(old_key), shard_of(&record.key));
         // Lock both shards in ascending order (or the one, when they coincide).

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::{Error, Result};
 use crate::token::{SessionId, SessionKey};
 
 /// A point in time: whole milliseconds since the Unix epoch, UTC.
@@ -107,6 +108,32 @@ impl Record {
     /// Whether the record is live at `now` (`now < expires_at`).
     pub fn is_live_at(&self, now: Timestamp) -> bool {
         now < self.expires_at
+    }
+
+    /// The argument check every store's `update` starts with:
+    /// `self.version` must be `expected_version + 1`, else
+    /// [`Error::InvalidInput`].
+    pub fn check_update(&self, expected_version: u64) -> Result<()> {
+        if expected_version.checked_add(1) != Some(self.version) {
+            return Err(Error::InvalidInput(format!(
+                "record.version must be expected_version + 1 (got {} after {expected_version})",
+                self.version
+            )));
+        }
+        Ok(())
+    }
+
+    /// The argument check every store's `rotate` starts with: the version
+    /// rule of [`check_update`](Self::check_update), and a new key that
+    /// differs from `old_key`.
+    pub fn check_rotate(&self, old_key: &SessionKey, expected_version: u64) -> Result<()> {
+        self.check_update(expected_version)?;
+        if *old_key == self.key {
+            return Err(Error::InvalidInput(
+                "rotate needs a new key different from the old one".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

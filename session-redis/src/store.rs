@@ -609,16 +609,6 @@ fn status_to_result(status: &str, what: &str) -> Result<()> {
     }
 }
 
-fn check_next_version(record: &Record, expected_version: u64) -> Result<()> {
-    if expected_version.checked_add(1) != Some(record.version) {
-        return Err(Error::InvalidInput(format!(
-            "record.version must be expected_version + 1 (got {} after {expected_version})",
-            record.version
-        )));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, record: &Record) -> Result<()> {
@@ -644,7 +634,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
-        check_next_version(record, expected_version)?;
+        record.check_update(expected_version)?;
         let member = record.key.to_hex();
         if let (true, Some(user)) = (self.is_cluster(), &record.user) {
             self.index_add(user, record.expires_at, &member).await?;
@@ -713,12 +703,7 @@ impl SessionStore for RedisStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<()> {
-        check_next_version(record, expected_version)?;
-        if *old_key == record.key {
-            return Err(Error::InvalidInput(
-                "rotate needs a new key different from the old one".into(),
-            ));
-        }
+        record.check_rotate(old_key, expected_version)?;
         if self.is_cluster() {
             self.rotate_cluster(old_key, record, expected_version).await
         } else {

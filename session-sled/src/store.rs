@@ -230,16 +230,6 @@ impl Txn<'_> {
     }
 }
 
-fn check_next_version(record: &Record, expected_version: u64) -> Result<()> {
-    if expected_version.checked_add(1) != Some(record.version) {
-        return Err(Error::InvalidInput(format!(
-            "record.version must be expected_version + 1 (got {} after {expected_version})",
-            record.version
-        )));
-    }
-    Ok(())
-}
-
 impl SledStore {
     /// Opens (or creates) a database in the folder `path` with default options.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -436,7 +426,7 @@ impl SessionStore for SledStore {
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
-        check_next_version(record, expected_version)?;
+        record.check_update(expected_version)?;
         let now = self.now();
         self.txn(|t| {
             let old = t.live(&record.key, now)?;
@@ -468,12 +458,7 @@ impl SessionStore for SledStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<()> {
-        check_next_version(record, expected_version)?;
-        if *old_key == record.key {
-            return Err(Error::InvalidInput(
-                "rotate needs a new key different from the old one".into(),
-            ));
-        }
+        record.check_rotate(old_key, expected_version)?;
         let now = self.now();
         self.txn(|t| {
             let old = t.live(old_key, now)?;

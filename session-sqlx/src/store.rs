@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use session_core::{Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::Postgres;
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::error::{db_err, is_unique_violation};
@@ -61,14 +62,19 @@ fn version_param(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::InvalidInput(format!("version {v} exceeds int8")))
 }
 
-fn check_next_version(record: &Record, expected_version: u64) -> Result<()> {
-    if expected_version.checked_add(1) != Some(record.version) {
-        return Err(Error::InvalidInput(format!(
-            "record.version must be expected_version + 1 (got {} after {expected_version})",
-            record.version
-        )));
-    }
-    Ok(())
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// Binds `$1`..`$7` of the record statements: key, id, user, created ms,
+/// expires ms, version, data.
+fn bind_record<'q>(query: PgQuery<'q>, r: &'q Record) -> Result<PgQuery<'q>> {
+    Ok(query
+        .bind(r.key.as_bytes().as_slice())
+        .bind(r.id.as_uuid())
+        .bind(r.user.as_deref())
+        .bind(r.created_at.as_millis())
+        .bind(r.expires_at.as_millis())
+        .bind(version_param(r.version)?)
+        .bind(r.data.as_slice()))
 }
 
 fn record_from(row: &PgRow) -> Result<Record> {
@@ -233,6 +239,7 @@ impl PostgresStore {
     }
 
     async fn try_rotate(&self, old_key: &SessionKey, record: &Record, expected: i64) -> Result<()> {
+        // `$1` is the old key here; the new one goes in `$9`.
         let row = sqlx::query(q(&self.sql.rotate))
             .bind(old_key.as_bytes().as_slice())
             .bind(record.id.as_uuid())
@@ -284,14 +291,7 @@ impl PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, record: &Record) -> Result<()> {
-        let done = sqlx::query(q(&self.sql.create))
-            .bind(record.key.as_bytes().as_slice())
-            .bind(record.id.as_uuid())
-            .bind(record.user.as_deref())
-            .bind(record.created_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(version_param(record.version)?)
-            .bind(record.data.as_slice())
+        let done = bind_record(sqlx::query(q(&self.sql.create)), record)?
             .execute(&self.pool)
             .await
             .map_err(db_err)?;
@@ -311,15 +311,8 @@ impl SessionStore for PostgresStore {
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
-        check_next_version(record, expected_version)?;
-        let row = sqlx::query(q(&self.sql.update))
-            .bind(record.key.as_bytes().as_slice())
-            .bind(record.id.as_uuid())
-            .bind(record.user.as_deref())
-            .bind(record.created_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(version_param(record.version)?)
-            .bind(record.data.as_slice())
+        record.check_update(expected_version)?;
+        let row = bind_record(sqlx::query(q(&self.sql.update)), record)?
             .bind(version_param(expected_version)?)
             .fetch_one(&self.pool)
             .await
@@ -353,12 +346,7 @@ impl SessionStore for PostgresStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<()> {
-        check_next_version(record, expected_version)?;
-        if *old_key == record.key {
-            return Err(Error::InvalidInput(
-                "rotate needs a new key different from the old one".into(),
-            ));
-        }
+        record.check_rotate(old_key, expected_version)?;
         let expected = version_param(expected_version)?;
         match self.try_rotate(old_key, record, expected).await {
             Err(Error::AlreadyExists) => {
