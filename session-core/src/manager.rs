@@ -108,6 +108,13 @@ impl SessionManager {
         Session::fresh(self.clone(), false)
     }
 
+    /// A new, empty session whose [`TokenAction`](crate::TokenAction) tells
+    /// the client to forget the token it presented (for a transport that
+    /// gives up on a session whose stored data cannot be decoded).
+    pub fn replacement_session(&self) -> Session {
+        Session::fresh(self.clone(), true)
+    }
+
     /// The session for a request that presented `token` (the cookie value or
     /// bearer token), or a new empty one.
     ///

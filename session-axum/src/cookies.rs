@@ -1,0 +1,102 @@
+//! Finding the token in a request and writing it into a response.
+
+use cookie::Cookie;
+use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
+use session_core::{SessionToken, TokenAction};
+
+use crate::config::{TransportConfig, MAX_COOKIE_HEADER, TOKEN_HEADER};
+
+/// Where a request's token came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Cookie,
+    Bearer,
+}
+
+/// The token text a request presents, if any, and how it came.
+///
+/// Only the first well-formed token wins; anything malformed or oversized is
+/// as if absent. Parsing is the `cookie` crate's.
+pub(crate) fn presented(
+    headers: &HeaderMap,
+    config: &TransportConfig,
+) -> (Option<String>, Transport) {
+    if config.bearer {
+        if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            if let Some(token) = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+            {
+                return (Some(token.trim().to_owned()), Transport::Bearer);
+            }
+        }
+    }
+    let mut fallback = None;
+    for header in headers.get_all(COOKIE) {
+        if header.len() > MAX_COOKIE_HEADER {
+            continue;
+        }
+        let Ok(text) = header.to_str() else {
+            continue;
+        };
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() != config.cookie_name {
+                continue;
+            }
+            if SessionToken::parse(cookie.value()).is_some() {
+                return (Some(cookie.value().to_owned()), Transport::Cookie);
+            }
+            // Keep a malformed one so the manager tells the client to drop it.
+            fallback.get_or_insert_with(|| cookie.value().to_owned());
+        }
+    }
+    (fallback, Transport::Cookie)
+}
+
+/// Writes what the client must be told into the response headers.
+pub(crate) fn apply(
+    action: &TokenAction,
+    transport: Transport,
+    config: &TransportConfig,
+    headers: &mut HeaderMap,
+) {
+    match (action, transport) {
+        (TokenAction::Unchanged, _) => {}
+        (TokenAction::Issue { token, .. }, Transport::Bearer) => {
+            if let Ok(v) = HeaderValue::from_str(&token.expose()) {
+                headers.insert(TOKEN_HEADER, v);
+            }
+        }
+        // A bearer client forgets its token when it gets a 401 later; there
+        // is no header that makes it forget.
+        (TokenAction::Clear, Transport::Bearer) => {}
+        (TokenAction::Issue { token, max_age }, Transport::Cookie) => {
+            let mut c = base_cookie(config, token.expose());
+            if let Some(age) = max_age {
+                c.set_max_age(TransportConfig::max_age(*age));
+            }
+            append(headers, &c);
+        }
+        (TokenAction::Clear, Transport::Cookie) => {
+            let mut c = base_cookie(config, String::new());
+            c.make_removal();
+            append(headers, &c);
+        }
+    }
+}
+
+fn base_cookie(config: &TransportConfig, value: String) -> Cookie<'static> {
+    Cookie::build((config.cookie_name.clone(), value))
+        .path("/")
+        .secure(config.secure)
+        .http_only(true)
+        .same_site(config.same_site)
+        .build()
+}
+
+fn append(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+        headers.append(SET_COOKIE, v);
+    }
+}

@@ -1,0 +1,167 @@
+//! [`SessionLayer`] and the service it wraps around a router.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use axum_core::response::Response;
+use http::{header, Request, StatusCode};
+use session_core::{Error, SessionManager, TokenAction};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::TransportConfig;
+use crate::cookies::{apply, presented};
+
+static WARNED_DEV_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Loads the request's session before the handler runs and commits it before
+/// the response leaves.
+///
+/// The handler gets the [`Session`](session_core::Session) through the
+/// [`CurrentSession`](crate::CurrentSession) extractor (or the request
+/// extensions). A token that does not parse costs
+/// no store round trip; an unknown or expired one yields a fresh session; a
+/// session is stored only when the handler writes to it. If the commit fails,
+/// the client gets `503 Service Unavailable` (transient store error, or a
+/// version conflict that did not settle) or `500 Internal Server Error`
+/// instead of the handler's response, never a silently lost write; a session
+/// revoked while the request ran gives `401 Unauthorized` and a clearing cookie.
+///
+/// ```no_run
+/// # async fn demo() -> session_core::Result<()> {
+/// use std::sync::Arc;
+/// use axum::{routing::get, Router};
+/// use session_axum::{CurrentSession, SessionLayer, TransportConfig};
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// async fn visits(session: CurrentSession) -> String {
+///     let n = session.modify("visits", |n: Option<u64>| n.unwrap_or(0) + 1).await.unwrap();
+///     format!("visit {n}")
+/// }
+///
+/// let manager = SessionManager::new(Arc::new(MemoryStore::new()), SessionConfig::default())?;
+/// let app: Router = Router::new()
+///     .route("/", get(visits))
+///     .layer(SessionLayer::new(manager, TransportConfig::default()));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionLayer {
+    manager: SessionManager,
+    config: Arc<TransportConfig>,
+}
+
+impl SessionLayer {
+    /// A layer over `manager` with the given transport settings.
+    pub fn new(manager: SessionManager, config: TransportConfig) -> Self {
+        if !config.secure && !WARNED_DEV_MODE.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                cookie = %config.cookie_name,
+                "session cookies are in development mode (no Secure flag, no __Host- prefix): \
+                 for plain http on loopback only"
+            );
+        }
+        Self {
+            manager,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            manager: self.manager.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`SessionLayer`].
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    manager: SessionManager,
+    config: Arc<TransportConfig>,
+}
+
+fn error_response(status: StatusCode, message: &'static str) -> Response {
+    let mut res = Response::new(Body::from(format!("{{\"error\":\"{message}\"}}")));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn store_failure(e: &Error) -> Response {
+    // The error's Display never contains a token; its source chain is kept.
+    tracing::error!(error = %e, source = ?std::error::Error::source(e), "session store failed");
+    if e.is_transient() || matches!(e, Error::Conflict) {
+        let mut res = error_response(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable");
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        res
+    } else {
+        error_response(StatusCode::INTERNAL_SERVER_ERROR, "session store error")
+    }
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The clone is the one that was not polled ready; swap so the ready one runs.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let manager = self.manager.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let (token, transport) = presented(req.headers(), &config);
+            let session = match manager.load(token.as_deref()).await {
+                Ok(session) => session,
+                Err(Error::Decode { what, .. }) => {
+                    // Unreadable stored data (corrupt, or sealed under a retired
+                    // key): start over rather than fail every request.
+                    tracing::warn!(
+                        what,
+                        "stored session could not be decoded; starting a new one"
+                    );
+                    manager.replacement_session()
+                }
+                Err(e) => return Ok(store_failure(&e)),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut res = inner.call(req).await?;
+            match session.commit().await {
+                Ok(action) => apply(&action, transport, &config, res.headers_mut()),
+                Err(Error::NotFound) => {
+                    let mut res = error_response(StatusCode::UNAUTHORIZED, "session ended");
+                    apply(&TokenAction::Clear, transport, &config, res.headers_mut());
+                    return Ok(res);
+                }
+                Err(e) => return Ok(store_failure(&e)),
+            }
+            Ok(res)
+        })
+    }
+}
