@@ -1,0 +1,140 @@
+//! The JSON API under `/api`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use session_axum::CurrentSession;
+use session_core::SessionId;
+
+use crate::accounts;
+use crate::app::AppState;
+use crate::util::{error, rfc3339, store_error, user_agent, ApiJson};
+
+/// The `/api` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/counter", post(counter))
+        .route("/sessions", get(sessions))
+        .route("/sessions/revoke-others", post(revoke_others))
+        .route("/sessions/{id}", delete(revoke_one))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+    #[serde(default)]
+    remember: bool,
+}
+
+async fn login(
+    session: CurrentSession,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Response {
+    if !accounts::verify(&body.username, &body.password) {
+        return error(StatusCode::UNAUTHORIZED, "invalid username or password");
+    }
+    session.login(body.username.clone());
+    session.set_remember(body.remember);
+    if let Some(ua) = user_agent(&headers) {
+        session.set_meta("user_agent", ua);
+    }
+    Json(json!({ "user": body.username })).into_response()
+}
+
+async fn logout(session: CurrentSession) -> StatusCode {
+    session.logout();
+    StatusCode::NO_CONTENT
+}
+
+async fn me(session: CurrentSession) -> Response {
+    let count = match session.get::<u64>("count") {
+        Ok(c) => c.unwrap_or(0),
+        Err(e) => return store_error(&e),
+    };
+    Json(json!({
+        "user": session.user(),
+        "session": session.id().map(|id| id.to_string()),
+        "count": count,
+    }))
+    .into_response()
+}
+
+async fn counter(session: CurrentSession, headers: HeaderMap) -> Response {
+    if session.is_new() {
+        if let Some(ua) = user_agent(&headers) {
+            session.set_meta("user_agent", ua);
+        }
+    }
+    match session
+        .modify("count", |c: Option<u64>| c.unwrap_or(0) + 1)
+        .await
+    {
+        Ok(count) => Json(json!({ "count": count })).into_response(),
+        Err(e) => store_error(&e),
+    }
+}
+
+fn not_logged_in() -> Response {
+    error(StatusCode::UNAUTHORIZED, "not logged in")
+}
+
+async fn sessions(State(state): State<AppState>, session: CurrentSession) -> Response {
+    let Some(user) = session.user() else {
+        return not_logged_in();
+    };
+    let current = session.id();
+    match state.manager.list_user(&user).await {
+        Ok(list) => Json(
+            list.iter()
+                .map(|i| {
+                    json!({
+                        "id": i.id.to_string(),
+                        "current": Some(i.id) == current,
+                        "created_at": rfc3339(i.created_at),
+                        "last_seen": rfc3339(i.last_active),
+                        "user_agent": i.meta.get("user_agent"),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn revoke_one(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(user) = session.user() else {
+        return not_logged_in();
+    };
+    let Ok(id) = id.parse::<SessionId>() else {
+        return error(StatusCode::NOT_FOUND, "no such session");
+    };
+    match state.manager.revoke(&user, id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such session"),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn revoke_others(State(state): State<AppState>, session: CurrentSession) -> Response {
+    let Some(user) = session.user() else {
+        return not_logged_in();
+    };
+    match state.manager.revoke_user(&user, Some(&session)).await {
+        Ok(n) => Json(json!({ "revoked": n })).into_response(),
+        Err(e) => store_error(&e),
+    }
+}

@@ -1,0 +1,72 @@
+//! Wiring: the router, and serving it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use session_axum::{SessionLayer, TransportConfig};
+use session_cli::StoreUrl;
+use session_core::{PurgeTask, SessionConfig, SessionManager, SessionStore};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::args::Args;
+
+/// Request bodies larger than this get `413 Payload Too Large`.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The session manager (for listing and revoking).
+    pub manager: SessionManager,
+}
+
+/// The whole app: JSON API under `/api`, the page at `/`, sessions on every route.
+pub fn router(manager: SessionManager, transport: TransportConfig) -> Router {
+    Router::new()
+        .nest("/api", crate::api::routes())
+        .merge(crate::html::routes())
+        .with_state(AppState {
+            manager: manager.clone(),
+        })
+        .layer(SessionLayer::new(manager, transport))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+}
+
+/// Opens the store named by `args.store` and builds the manager.
+pub async fn manager(args: &Args) -> Result<SessionManager, String> {
+    let url = StoreUrl::parse(&args.store).map_err(|e| format!("--store: {e}"))?;
+    let store: Arc<dyn SessionStore> = url
+        .open()
+        .await
+        .map_err(|e| format!("opening {url}: {e}"))?;
+    let config = SessionConfig::default()
+        .idle_timeout(args.idle)
+        .absolute_timeout(args.absolute);
+    SessionManager::new(store, config).map_err(|e| format!("session settings: {e}"))
+}
+
+/// Serves until Ctrl-C.
+pub async fn run(args: Args) -> Result<(), String> {
+    let manager = manager(&args).await?;
+    let transport = if args.dev_cookies {
+        TransportConfig::development()
+    } else {
+        TransportConfig::default()
+    };
+    let purge = PurgeTask::spawn(manager.store().clone(), Duration::from_secs(60));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    tracing::info!(store = %args.store, "session demo on http://{}", args.listen);
+    axum::serve(listener, router(manager, transport))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server: {e}"))?;
+    purge.shutdown().await;
+    Ok(())
+}

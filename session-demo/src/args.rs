@@ -1,0 +1,143 @@
+//! Command-line flags.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What `session-demo` was asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Args {
+    /// Store URL (`memory:`, `sled:PATH`, `postgres://…`, `redis://…`,
+    /// `redis+cluster://h:p,h:p`).
+    pub store: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Plain-http cookies (no `Secure`, no `__Host-` prefix).
+    pub dev_cookies: bool,
+    /// Idle timeout.
+    pub idle: Duration,
+    /// Absolute timeout.
+    pub absolute: Duration,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            store: "sled:session-demo-data".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            dev_cookies: false,
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Usage text for `--help` and for mistakes.
+pub const USAGE: &str = "\
+session-demo: a small web app on the session layer
+
+USAGE: session-demo [--store URL] [--listen ADDR] [--dev-cookies]
+                    [--idle-timeout SECS] [--absolute-timeout SECS]
+
+  --store URL              memory:, sled:PATH, postgres://..., redis://...,
+                           redis+cluster://host:port,host:port
+                           (default: sled:session-demo-data)
+  --listen ADDR            address to serve on (default: 127.0.0.1:3000)
+  --dev-cookies            cookies without Secure and the __Host- prefix, for
+                           plain http on browsers that need it
+  --idle-timeout SECS      end sessions idle this long (default: 1800)
+  --absolute-timeout SECS  end sessions this long after creation (default: 86400)
+";
+
+impl Args {
+    /// Parses flags (without the program name). `Err` holds the message to
+    /// print; `Ok(None)` means `--help` was asked for.
+    pub fn parse(mut flags: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+        let mut args = Self::default();
+        while let Some(flag) = flags.next() {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+                _ => (flag.clone(), None),
+            };
+            let mut value = |what: &str| {
+                inline
+                    .clone()
+                    .or_else(|| flags.next())
+                    .ok_or_else(|| format!("{name} needs {what}"))
+            };
+            match name.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--store" => args.store = value("a store URL")?,
+                "--listen" => {
+                    let v = value("an address")?;
+                    args.listen = v.parse().map_err(|_| {
+                        format!("--listen: {v:?} is not an address like 127.0.0.1:3000")
+                    })?;
+                }
+                "--dev-cookies" => args.dev_cookies = true,
+                "--idle-timeout" => args.idle = seconds(&name, &value("seconds")?)?,
+                "--absolute-timeout" => args.absolute = seconds(&name, &value("seconds")?)?,
+                other => return Err(format!("unknown flag {other:?}")),
+            }
+        }
+        Ok(Some(args))
+    }
+}
+
+fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
+    match v.parse::<u64>() {
+        Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(format!(
+            "{flag}: {v:?} is not a whole number of seconds above 0"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Option<Args>, String> {
+        Args::parse(flags.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn defaults_serve_sled_on_loopback_3000_with_secure_cookies() {
+        assert_eq!(parse(&[]).unwrap(), Some(Args::default()));
+        assert_eq!(Args::default().listen.to_string(), "127.0.0.1:3000");
+    }
+
+    #[test]
+    fn every_flag_parses_in_both_forms() {
+        let a = parse(&[
+            "--store",
+            "memory:",
+            "--listen=0.0.0.0:8080",
+            "--dev-cookies",
+            "--idle-timeout",
+            "60",
+            "--absolute-timeout=600",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.store, "memory:");
+        assert_eq!(a.listen.port(), 8080);
+        assert!(a.dev_cookies);
+        assert_eq!(a.idle, Duration::from_secs(60));
+        assert_eq!(a.absolute, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn mistakes_are_clear_errors() {
+        assert!(parse(&["--listen", "nowhere"])
+            .unwrap_err()
+            .contains("--listen"));
+        assert!(parse(&["--idle-timeout", "0"])
+            .unwrap_err()
+            .contains("--idle-timeout"));
+        assert!(parse(&["--store"]).unwrap_err().contains("needs"));
+        assert!(parse(&["--frobnicate"])
+            .unwrap_err()
+            .contains("unknown flag"));
+        assert_eq!(parse(&["--help"]).unwrap(), None);
+    }
+}

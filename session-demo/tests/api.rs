@@ -1,0 +1,326 @@
+//! The demo's JSON API over HTTP, as the issue specifies it.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{start, Client};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[tokio::test]
+async fn me_never_creates_a_session() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    let r = c.get("/api/me").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json, json!({ "user": null, "session": null, "count": 0 }));
+    assert!(r.set_cookies.is_empty());
+    assert!(demo.store.is_empty());
+}
+
+#[tokio::test]
+async fn the_counter_works_anonymously() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    for n in 1..=3 {
+        assert_eq!(
+            c.post_empty("/api/counter").await.json,
+            json!({ "count": n })
+        );
+    }
+    let me = c.get("/api/me").await.json;
+    assert_eq!(me["count"], 3);
+    assert_eq!(me["user"], Value::Null);
+    assert!(me["session"]
+        .as_str()
+        .unwrap()
+        .parse::<session_core::SessionId>()
+        .is_ok());
+}
+
+#[tokio::test]
+async fn login_issues_a_new_token_keeps_data_and_kills_the_old_token() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    c.post_empty("/api/counter").await;
+    let before = c.token().unwrap();
+    let r = c.login("alice").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json, json!({ "user": "alice" }));
+    let after = c.token().unwrap();
+    assert_ne!(before, after);
+    assert_eq!(
+        c.get("/api/me").await.json["count"],
+        1,
+        "session data survives login"
+    );
+
+    let stale = Client::new(&demo, "test");
+    stale.set_token(Some(before));
+    assert_eq!(
+        stale.get("/api/me").await.json["user"],
+        Value::Null,
+        "pre-login token is dead"
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_are_401_and_change_nothing() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    c.post_empty("/api/counter").await;
+    let token = c.token();
+    for body in [
+        json!({ "username": "alice", "password": "wrong" }),
+        json!({ "username": "mallory", "password": "mallory-password" }),
+        json!({ "username": "alice", "password": "bob-password" }),
+    ] {
+        let r = c.post_json("/api/login", body).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.json["error"].is_string());
+        assert!(r.set_cookies.is_empty());
+    }
+    assert_eq!(c.token(), token);
+    assert_eq!(
+        c.get("/api/me").await.json,
+        json!({ "user": null, "session": c.get("/api/me").await.json["session"], "count": 1 })
+    );
+}
+
+#[tokio::test]
+async fn posts_need_json_and_bodies_over_64_kib_are_413() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    let form = c
+        .send(
+            axum::http::Method::POST,
+            "/api/login",
+            Some("text/plain"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        form.json["error"].is_string(),
+        "errors are JSON: {}",
+        form.text
+    );
+    let broken = c
+        .send(
+            axum::http::Method::POST,
+            "/api/login",
+            Some("application/json"),
+            b"{\"username\":".to_vec(),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    let big = format!(
+        "{{\"username\":\"{}\",\"password\":\"x\"}}",
+        "a".repeat(70 * 1024)
+    );
+    let r = c
+        .send(
+            axum::http::Method::POST,
+            "/api/login",
+            Some("application/json"),
+            big.into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = c
+        .send(
+            axum::http::Method::POST,
+            "/api/counter",
+            Some("application/json"),
+            vec![b' '; 65 * 1024],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "on every route");
+    assert!(demo.store.is_empty());
+}
+
+#[tokio::test]
+async fn logout_is_204_with_a_clearing_cookie_and_the_old_token_is_dead() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    c.login("alice").await;
+    let token = c.token().unwrap();
+    let r = c.post_empty("/api/logout").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        r.set_cookies[0].starts_with("__Host-session=;"),
+        "{:?}",
+        r.set_cookies
+    );
+    assert!(r.set_cookies[0].contains("Max-Age=0"));
+    assert!(demo.manager.load(Some(&token)).await.unwrap().is_new());
+}
+
+fn is_rfc3339(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok())
+}
+
+#[tokio::test]
+async fn sessions_lists_the_users_sessions_with_the_current_one_marked() {
+    let demo = start().await;
+    let phone = Client::new(&demo, "Phone/1.0");
+    let laptop = Client::new(&demo, "Laptop/2.0");
+    phone.login("alice").await;
+    laptop.login("alice").await;
+    Client::new(&demo, "bob").login("bob").await;
+
+    let list = phone.get("/api/sessions").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let items = list.json.as_array().unwrap();
+    assert_eq!(items.len(), 2, "only alice's: {items:?}");
+    let current: Vec<&Value> = items.iter().filter(|i| i["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["user_agent"], "Phone/1.0");
+    assert_eq!(current[0]["id"], phone.get("/api/me").await.json["session"]);
+    for i in items {
+        assert!(
+            is_rfc3339(&i["created_at"]) && is_rfc3339(&i["last_seen"]),
+            "{i}"
+        );
+    }
+    let anonymous = Client::new(&demo, "x").get("/api/sessions").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn deleting_a_session_works_only_for_the_callers_own() {
+    let demo = start().await;
+    let phone = Client::new(&demo, "phone");
+    let laptop = Client::new(&demo, "laptop");
+    let bob = Client::new(&demo, "bob");
+    phone.login("alice").await;
+    laptop.login("alice").await;
+    bob.login("bob").await;
+    let laptop_id = laptop.get("/api/me").await.json["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_id = bob.get("/api/me").await.json["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        phone
+            .delete(&format!("/api/sessions/{bob_id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        bob.get("/api/me").await.json["user"],
+        "bob",
+        "bob's session survives"
+    );
+    assert_eq!(
+        phone.delete("/api/sessions/not-a-uuid").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let random = session_core::SessionId::generate();
+    assert_eq!(
+        phone
+            .delete(&format!("/api/sessions/{random}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        phone
+            .delete(&format!("/api/sessions/{laptop_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        laptop.get("/api/me").await.json["user"],
+        Value::Null,
+        "the laptop is logged out"
+    );
+    assert_eq!(phone.get("/api/me").await.json["user"], "alice");
+}
+
+#[tokio::test]
+async fn revoke_others_ends_every_other_session_of_the_user() {
+    let demo = start().await;
+    let devices: Vec<Client> = (0..3)
+        .map(|i| Client::new(&demo, &format!("d{i}")))
+        .collect();
+    for d in &devices {
+        d.login("alice").await;
+    }
+    let r = devices[0].post_empty("/api/sessions/revoke-others").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json, json!({ "revoked": 2 }));
+    assert_eq!(devices[0].get("/api/me").await.json["user"], "alice");
+    for d in &devices[1..] {
+        assert_eq!(d.get("/api/me").await.json["user"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_counter_calls_on_one_session_never_lose_an_increment() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    c.login("alice").await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.post_empty("/api/counter").await.status })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(c.get("/api/me").await.json["count"], 50);
+}
+
+#[tokio::test]
+async fn html_forms_need_the_sessions_csrf_token() {
+    let demo = start().await;
+    let c = Client::new(&demo, "browser");
+    let page = c.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let marker = "name=\"csrf\" value=\"";
+    let at = page.text.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = &page.text[at..at + 43];
+
+    let forged = c.post_form("/form/counter", "csrf=forged").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let missing = c.post_form("/form/counter", "").await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    let stranger = Client::new(&demo, "other");
+    let cross = stranger
+        .post_form("/form/counter", &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(
+        cross.status,
+        StatusCode::FORBIDDEN,
+        "a token is only good with its own session"
+    );
+    assert_eq!(c.get("/api/me").await.json["count"], 0);
+
+    let ok = c.post_form("/form/counter", &format!("csrf={csrf}")).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/api/me").await.json["count"], 1);
+    let login = c
+        .post_form(
+            "/form/login",
+            &format!("csrf={csrf}&username=alice&password=alice-password"),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/api/me").await.json["user"], "alice");
+    assert!(c
+        .get("/")
+        .await
+        .text
+        .contains("Signed in as <strong id=\"user\">alice</strong>"));
+}
