@@ -12,9 +12,6 @@ pub const DEFAULT_COOKIE_NAME: &str = "__Host-session";
 pub const DEV_COOKIE_NAME: &str = "session";
 /// Response header that carries a new token to bearer clients.
 pub const TOKEN_HEADER: &str = "session-token";
-/// Cookie headers longer than this are not looked at: a token cookie is 60
-/// bytes, and nobody needs 8 KiB of cookies to find it.
-pub const MAX_COOKIE_HEADER: usize = 8 * 1024;
 
 /// Transport settings for [`SessionLayer`](crate::SessionLayer).
 ///

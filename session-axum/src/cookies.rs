@@ -1,11 +1,11 @@
 //! Finding the token in a request and writing it into a response.
 
 use cookie::Cookie;
-use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 use session_core::{SessionToken, TokenAction};
 
-use crate::config::{TransportConfig, MAX_COOKIE_HEADER, TOKEN_HEADER};
+use crate::config::{TransportConfig, TOKEN_HEADER};
 
 /// Where a request's token came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +17,9 @@ pub(crate) enum Transport {
 /// The token text a request presents, if any, and how it came.
 ///
 /// Only the first well-formed token wins; anything malformed or oversized is
-/// as if absent. Parsing is the `cookie` crate's.
+/// as if absent (the token parser accepts exactly 43 characters). The whole
+/// header is scanned however many other cookies the site sets; its size is
+/// bounded by the HTTP server. Parsing is the `cookie` crate's.
 pub(crate) fn presented(
     headers: &HeaderMap,
     config: &TransportConfig,
@@ -34,9 +36,6 @@ pub(crate) fn presented(
     }
     let mut fallback = None;
     for header in headers.get_all(COOKIE) {
-        if header.len() > MAX_COOKIE_HEADER {
-            continue;
-        }
         let Ok(text) = header.to_str() else {
             continue;
         };
@@ -61,6 +60,11 @@ pub(crate) fn apply(
     config: &TransportConfig,
     headers: &mut HeaderMap,
 ) {
+    if !matches!(action, TokenAction::Unchanged) {
+        // A response that hands out (or withdraws) a token must never be
+        // stored by a shared cache and replayed to someone else.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     match (action, transport) {
         (TokenAction::Unchanged, _) => {}
         (TokenAction::Issue { token, .. }, Transport::Bearer) => {

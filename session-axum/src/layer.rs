@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use axum_core::body::Body;
 use axum_core::response::Response;
 use http::{header, Request, StatusCode};
-use session_core::{Error, SessionManager, TokenAction};
+use session_core::{Error, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -28,8 +28,11 @@ static WARNED_DEV_MODE: AtomicBool = AtomicBool::new(false);
 /// session is stored only when the handler writes to it. If the commit fails,
 /// the client gets `503 Service Unavailable` (transient store error, or a
 /// version conflict that did not settle) or `500 Internal Server Error`
-/// instead of the handler's response, never a silently lost write; a session
-/// revoked while the request ran gives `401 Unauthorized` and a clearing cookie.
+/// instead of the handler's response, never a silently lost write; a write to a
+/// session revoked while the request ran gives `401 Unauthorized`. The layer
+/// sends a clearing cookie only on logout: a request that carries a stale
+/// token (say, sent just before another tab logged in and rotated it) must
+/// not wipe the fresh one.
 ///
 /// ```no_run
 /// # async fn demo() -> session_core::Result<()> {
@@ -155,9 +158,7 @@ where
             match session.commit().await {
                 Ok(action) => apply(&action, transport, &config, res.headers_mut()),
                 Err(Error::NotFound) => {
-                    let mut res = error_response(StatusCode::UNAUTHORIZED, "session ended");
-                    apply(&TokenAction::Clear, transport, &config, res.headers_mut());
-                    return Ok(res);
+                    return Ok(error_response(StatusCode::UNAUTHORIZED, "session ended"));
                 }
                 Err(e) => return Ok(store_failure(&e)),
             }

@@ -11,8 +11,6 @@ mod cookies;
 mod extract;
 mod layer;
 
-pub use config::{
-    TransportConfig, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME, MAX_COOKIE_HEADER, TOKEN_HEADER,
-};
+pub use config::{TransportConfig, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME, TOKEN_HEADER};
 pub use extract::CurrentSession;
 pub use layer::{SessionLayer, SessionService};

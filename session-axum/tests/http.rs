@@ -216,6 +216,38 @@ async fn a_new_session_sets_a_cookie_with_exactly_the_safe_defaults() {
 }
 
 #[tokio::test]
+async fn our_cookie_is_found_among_many_large_other_cookies() {
+    let app = serve(TransportConfig::default()).await;
+    let token = send(&app, Method::POST, "/write", &[]).await.token();
+    let header = format!(
+        "analytics={}; prefs={}; __Host-session={token}; z=1",
+        "x".repeat(6000),
+        "y".repeat(3000)
+    );
+    let r = send(&app, Method::GET, "/read", &[("cookie", header)]).await;
+    assert_eq!(r.body["n"], 1);
+}
+
+#[tokio::test]
+async fn responses_that_issue_a_token_are_not_cacheable() {
+    let app = serve(TransportConfig::default()).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let post = Request::post(format!("http://{}/write", app.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = client.request(post).await.unwrap();
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    let get = Request::get(format!("http://{}/read", app.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = client.request(get).await.unwrap();
+    assert!(
+        res.headers().get(header::CACHE_CONTROL).is_none(),
+        "plain reads stay cacheable"
+    );
+}
+
+#[tokio::test]
 async fn the_cookie_loads_the_session_on_the_next_request() {
     let app = serve(TransportConfig::default()).await;
     let token = send(&app, Method::POST, "/write", &[]).await.token();
@@ -254,24 +286,21 @@ async fn malformed_oversized_and_unknown_cookies_mean_no_session_and_no_error() 
         "no store round trip for tokens that cannot parse"
     );
 
-    let oversized = format!(
-        "pad={}; __Host-session={}",
-        "x".repeat(9000),
-        "A".repeat(43)
-    );
+    let oversized = format!("__Host-session={}", "A".repeat(5000));
     let r = send(&app, Method::GET, "/read", &[("cookie", oversized)]).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(
-        r.set_cookies.is_empty(),
-        "an oversized Cookie header is not read at all"
+    assert_eq!(
+        app.store.loads.load(Ordering::SeqCst),
+        0,
+        "an oversized value is not looked up"
     );
 
     let unknown = session_core::SessionToken::generate().expose();
     let r = send(&app, Method::GET, "/read", &[cookie(&unknown)]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
-        r.only_cookie().contains("Max-Age=0"),
-        "an unknown token is cleared"
+        r.set_cookies.is_empty(),
+        "an unknown token is not cleared: the client may hold a newer one by now"
     );
     assert!(
         app.store.inner.is_empty(),
@@ -388,7 +417,7 @@ async fn a_failed_commit_is_a_503_not_a_lost_write() {
 }
 
 #[tokio::test]
-async fn a_write_to_a_session_revoked_during_the_request_is_a_401_with_a_clearing_cookie() {
+async fn a_write_to_a_session_revoked_during_the_request_is_a_401() {
     let app = serve(TransportConfig::default()).await;
     let token = send(&app, Method::POST, "/login", &[]).await.token();
     // A handler that writes, while (from its point of view) another device
@@ -417,10 +446,7 @@ async fn a_write_to_a_session_revoked_during_the_request_is_a_401_with_a_clearin
     };
     let r = send(&other, Method::POST, "/write", &[cookie(&token)]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(
-        r.only_cookie().contains("Max-Age=0"),
-        "the client is told to forget the token"
-    );
+    assert!(r.set_cookies.is_empty());
     assert!(
         app.store.inner.is_empty(),
         "the revoked session did not come back"

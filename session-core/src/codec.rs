@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
-use crate::seal::{KeyRing, SEALED_FORMAT};
-use crate::token::SessionId;
+use crate::seal::{Binding, KeyRing, SEALED_FORMAT};
 
 const PLAIN_FORMAT: u8 = 0x01;
 
@@ -42,7 +41,11 @@ struct Wire<V, M> {
 }
 
 /// Encodes, then seals when a key ring is given.
-pub(crate) fn encode(payload: &Payload, id: &SessionId, keys: Option<&KeyRing>) -> Result<Vec<u8>> {
+pub(crate) fn encode(
+    payload: &Payload,
+    binding: Binding<'_>,
+    keys: Option<&KeyRing>,
+) -> Result<Vec<u8>> {
     let mut plain = vec![PLAIN_FORMAT];
     serde_json::to_writer(
         &mut plain,
@@ -55,20 +58,24 @@ pub(crate) fn encode(payload: &Payload, id: &SessionId, keys: Option<&KeyRing>) 
     )
     .map_err(|e| Error::InvalidInput(format!("session data cannot be encoded: {e}")))?;
     match keys {
-        Some(ring) => ring.seal(id, &plain),
+        Some(ring) => ring.seal(binding, &plain),
         None => Ok(plain),
     }
 }
 
 /// Opens (when sealed) and decodes. With a key ring, unsealed data is refused:
 /// whoever can write to the store must not be able to plant session data.
-pub(crate) fn decode(bytes: &[u8], id: &SessionId, keys: Option<&KeyRing>) -> Result<Payload> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    binding: Binding<'_>,
+    keys: Option<&KeyRing>,
+) -> Result<Payload> {
     match (bytes.first(), keys) {
         (Some(&PLAIN_FORMAT), None) => decode_plain(bytes),
         (Some(&PLAIN_FORMAT), Some(_)) => Err(Error::decode(
             "session data (stored unsealed, but sealing is required)",
         )),
-        (Some(&SEALED_FORMAT), Some(ring)) => decode_plain(&ring.open(id, bytes)?),
+        (Some(&SEALED_FORMAT), Some(ring)) => decode_plain(&ring.open(binding, bytes)?),
         (Some(&SEALED_FORMAT), None) => Err(Error::decode(
             "session data (sealed, but no key ring is configured)",
         )),
@@ -96,6 +103,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::token::SessionId;
+
+    fn b(id: &SessionId) -> Binding<'_> {
+        Binding::new(id, None, Timestamp::EPOCH)
+    }
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -137,17 +149,17 @@ mod tests {
         #[test]
         fn plain_encode_decode_round_trips(p in payload()) {
             let id = SessionId::generate();
-            let bytes = encode(&p, &id, None).unwrap();
+            let bytes = encode(&p, b(&id), None).unwrap();
             prop_assert_eq!(bytes[0], PLAIN_FORMAT);
-            prop_assert_eq!(decode(&bytes, &id, None).unwrap(), p);
+            prop_assert_eq!(decode(&bytes, b(&id), None).unwrap(), p);
         }
 
         #[test]
         fn sealed_encode_decode_round_trips(p in payload()) {
             let id = SessionId::generate();
-            let bytes = encode(&p, &id, Some(&ring())).unwrap();
+            let bytes = encode(&p, b(&id), Some(&ring())).unwrap();
             prop_assert_eq!(bytes[0], SEALED_FORMAT);
-            prop_assert_eq!(decode(&bytes, &id, Some(&ring())).unwrap(), p);
+            prop_assert_eq!(decode(&bytes, b(&id), Some(&ring())).unwrap(), p);
         }
 
         #[test]
@@ -157,10 +169,10 @@ mod tests {
             flip in 1u8..=255,
         ) {
             let id = SessionId::generate();
-            let mut bytes = encode(&p, &id, Some(&ring())).unwrap();
+            let mut bytes = encode(&p, b(&id), Some(&ring())).unwrap();
             let i = at.index(bytes.len());
             bytes[i] ^= flip;
-            let decoded = decode(&bytes, &id, Some(&ring()));
+            let decoded = decode(&bytes, b(&id), Some(&ring()));
             prop_assert!(matches!(decoded, Err(Error::Decode { .. })), "expected Decode, got {:?}", decoded);
         }
 
@@ -173,10 +185,10 @@ mod tests {
             flip in 1u8..=255,
         ) {
             let id = SessionId::generate();
-            let mut bytes = encode(&p, &id, None).unwrap();
+            let mut bytes = encode(&p, b(&id), None).unwrap();
             let i = at.index(bytes.len());
             bytes[i] ^= flip;
-            match decode(&bytes, &id, None) {
+            match decode(&bytes, b(&id), None) {
                 Ok(_) | Err(Error::Decode { .. }) => {}
                 Err(other) => prop_assert!(false, "unexpected error {other:?}"),
             }
@@ -185,8 +197,8 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let id = SessionId::generate();
-            let _ = decode(&bytes, &id, None);
-            let _ = decode(&bytes, &id, Some(&ring()));
+            let _ = decode(&bytes, b(&id), None);
+            let _ = decode(&bytes, b(&id), Some(&ring()));
         }
     }
 
@@ -194,19 +206,22 @@ mod tests {
     fn sealing_required_refuses_plain_and_plain_refuses_sealed() {
         let id = SessionId::generate();
         let p = Payload::default();
-        let plain = encode(&p, &id, None).unwrap();
-        let sealed = encode(&p, &id, Some(&ring())).unwrap();
+        let plain = encode(&p, b(&id), None).unwrap();
+        let sealed = encode(&p, b(&id), Some(&ring())).unwrap();
         assert!(matches!(
-            decode(&plain, &id, Some(&ring())),
+            decode(&plain, b(&id), Some(&ring())),
             Err(Error::Decode { .. })
         ));
         assert!(matches!(
-            decode(&sealed, &id, None),
+            decode(&sealed, b(&id), None),
             Err(Error::Decode { .. })
         ));
-        assert!(matches!(decode(&[], &id, None), Err(Error::Decode { .. })));
         assert!(matches!(
-            decode(&[9, 1, 2], &id, None),
+            decode(&[], b(&id), None),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            decode(&[9, 1, 2], b(&id), None),
             Err(Error::Decode { .. })
         ));
     }

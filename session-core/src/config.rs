@@ -60,7 +60,8 @@ impl SessionConfig {
 
     /// Extend the idle deadline (a store `touch`) only once this fraction of
     /// the idle window has passed since the last extension: `0.0` touches on
-    /// every request, `0.5` on at most every other half-window. Between 0 and 1.
+    /// every request, `0.5` on at most every other half-window. At least 0,
+    /// below 1.
     pub fn touch_after_fraction(mut self, fraction: f64) -> Self {
         self.touch_fraction = fraction;
         self
@@ -121,8 +122,9 @@ impl SessionConfig {
         if self.absolute < Duration::from_millis(1) {
             return invalid("absolute timeout must be at least 1 ms");
         }
-        if !(0.0..=1.0).contains(&self.touch_fraction) {
-            return invalid("touch_after_fraction must be between 0 and 1");
+        if !(0.0..1.0).contains(&self.touch_fraction) {
+            // At 1 a touch would be due only once the session had expired.
+            return invalid("touch_after_fraction must be at least 0 and below 1");
         }
         if self.max_per_user == Some(0) {
             return invalid("max_sessions_per_user must be at least 1");

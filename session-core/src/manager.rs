@@ -8,6 +8,7 @@ use crate::config::SessionConfig;
 use crate::error::Result;
 use crate::expiry::{effective_deadline, last_activity, touch_due};
 use crate::record::{Record, Timestamp};
+use crate::seal::Binding;
 use crate::session::Session;
 use crate::store::SessionStore;
 use crate::token::{SessionId, SessionToken};
@@ -119,30 +120,31 @@ impl SessionManager {
     /// bearer token), or a new empty one.
     ///
     /// A token that does not parse costs no store round trip. A token that
-    /// parses but loads nothing (expired, revoked, unknown) yields a new session
-    /// whose [`TokenAction`](crate::TokenAction) tells the client to forget the
-    /// old token. Stored data that cannot be decoded is
-    /// [`Error::Decode`](crate::Error::Decode).
+    /// parses but loads nothing (expired, revoked, unknown) yields a new empty
+    /// session. Neither tells the client to drop its cookie: a request sent
+    /// just before another tab logged in carries the pre-login token, and
+    /// clearing it would throw away the fresh one. Stored data that cannot be
+    /// decoded is [`Error::Decode`](crate::Error::Decode).
     pub async fn load(&self, token: Option<&str>) -> Result<Session> {
         let Some(text) = token else {
             return Ok(self.new_session());
         };
         match SessionToken::parse(text) {
             Some(token) => self.load_token(token).await,
-            None => Ok(Session::fresh(self.clone(), true)),
+            None => Ok(self.new_session()),
         }
     }
 
     /// As [`load`](Self::load), for an already parsed token.
     pub async fn load_token(&self, token: SessionToken) -> Result<Session> {
         let Some(record) = self.inner.store.load(&token.key()).await? else {
-            return Ok(Session::fresh(self.clone(), true));
+            return Ok(self.new_session());
         };
         let now = self.now();
         if effective_deadline(&self.inner.config, &record) <= now {
-            return Ok(Session::fresh(self.clone(), true));
+            return Ok(self.new_session());
         }
-        let payload = decode(&record.data, &record.id, self.inner.config.keys())?;
+        let payload = decode(&record.data, Binding::of(&record), self.inner.config.keys())?;
         let touch_to = touch_due(&self.inner.config, &record, payload.last_seen, now);
         Ok(Session::loaded(
             self.clone(),
@@ -187,7 +189,7 @@ impl SessionManager {
 
     pub(crate) fn info(&self, record: &Record) -> SessionInfo {
         let config = &self.inner.config;
-        let (meta, last_seen) = match decode(&record.data, &record.id, config.keys()) {
+        let (meta, last_seen) = match decode(&record.data, Binding::of(record), config.keys()) {
             Ok(p) => (p.meta, p.last_seen),
             Err(_) => (BTreeMap::new(), record.created_at),
         };

@@ -7,7 +7,36 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use crate::error::{Error, Result};
+use crate::record::{Record, Timestamp};
 use crate::token::SessionId;
+
+/// What a sealed envelope is bound to besides its header: the session id,
+/// and the record fields that policy trusts but stores keep in the clear (the
+/// principal, indexed by stores, and `created_at`, which the absolute timeout
+/// counts from). Someone who can write to the store but holds no key can
+/// neither move a ciphertext to another session nor change who is logged in
+/// or when the session began: the envelope stops opening.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Binding<'a> {
+    id: &'a SessionId,
+    user: Option<&'a str>,
+    created_at: Timestamp,
+}
+
+impl<'a> Binding<'a> {
+    pub(crate) fn new(id: &'a SessionId, user: Option<&'a str>, created_at: Timestamp) -> Self {
+        Self {
+            id,
+            user,
+            created_at,
+        }
+    }
+
+    /// The binding of a stored record.
+    pub(crate) fn of(record: &'a Record) -> Self {
+        Self::new(&record.id, record.user.as_deref(), record.created_at)
+    }
+}
 
 /// First byte of a sealed envelope.
 pub(crate) const SEALED_FORMAT: u8 = 0x02;
@@ -24,9 +53,10 @@ const AAD_CONTEXT: &[u8] = b"session-core/seal/v1";
 /// sessions then fail to decode and count as gone).
 ///
 /// Each envelope is `0x02 | key id (u32, big endian) | 24-byte random nonce |
-/// ciphertext and tag`. The associated data binds the header and the session's
-/// [`SessionId`], so a ciphertext copied into another session's record, or a
-/// header edited to name another key, does not open.
+/// ciphertext and tag`. The associated data binds the header, the session's
+/// [`SessionId`], its principal and its creation time, so a ciphertext copied
+/// into another session's record, a header edited to name another key, or a
+/// `user` or `created_at` column edited in the store, does not open.
 ///
 /// ```
 /// use session_core::KeyRing;
@@ -89,7 +119,7 @@ impl KeyRing {
     }
 
     /// Seals `plain` for session `id` under the newest key.
-    pub(crate) fn seal(&self, id: &SessionId, plain: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal(&self, binding: Binding<'_>, plain: &[u8]) -> Result<Vec<u8>> {
         let (key_id, cipher) = self
             .keys
             .iter()
@@ -100,7 +130,7 @@ impl KeyRing {
         let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + TAG_LEN);
         out.push(SEALED_FORMAT);
         out.extend_from_slice(&key_id.to_be_bytes());
-        let aad = aad(&out[..HEADER_LEN], id);
+        let aad = aad(&out[..HEADER_LEN], binding);
         let sealed = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -116,7 +146,7 @@ impl KeyRing {
     }
 
     /// Opens an envelope made by [`KeyRing::seal`] for the same session id.
-    pub(crate) fn open(&self, id: &SessionId, envelope: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open(&self, binding: Binding<'_>, envelope: &[u8]) -> Result<Vec<u8>> {
         if envelope.len() < HEADER_LEN + NONCE_LEN + TAG_LEN || envelope[0] != SEALED_FORMAT {
             return Err(Error::decode(
                 "sealed session data (truncated or not sealed)",
@@ -134,18 +164,30 @@ impl KeyRing {
                 XNonce::from_slice(nonce),
                 Payload {
                     msg: sealed,
-                    aad: &aad(header, id),
+                    aad: &aad(header, binding),
                 },
             )
             .map_err(|_| Error::decode("sealed session data (authentication failed)"))
     }
 }
 
-fn aad(header: &[u8], id: &SessionId) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + header.len() + 16);
+fn aad(header: &[u8], b: Binding<'_>) -> Vec<u8> {
+    let user = b.user.map(str::as_bytes);
+    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + header.len() + 16 + 8 + 1 + 8);
     aad.extend_from_slice(AAD_CONTEXT);
     aad.extend_from_slice(header);
-    aad.extend_from_slice(id.as_uuid().as_bytes());
+    aad.extend_from_slice(&b.id.to_bytes());
+    aad.extend_from_slice(&b.created_at.as_millis().to_be_bytes());
+    // Length-prefixed, and None distinct from Some(""), so no two bindings
+    // produce the same bytes.
+    match user {
+        None => aad.push(0),
+        Some(u) => {
+            aad.push(1);
+            aad.extend_from_slice(&(u.len() as u64).to_be_bytes());
+            aad.extend_from_slice(u);
+        }
+    }
     aad
 }
 
@@ -159,29 +201,49 @@ mod tests {
         KeyRing::new(7, [7u8; 32])
     }
 
+    fn b(id: &SessionId) -> Binding<'_> {
+        Binding::new(id, Some("alice"), Timestamp::from_millis(1_000))
+    }
+
+    #[test]
+    fn editing_the_user_or_created_at_in_the_store_breaks_the_seal() {
+        let id = SessionId::generate();
+        let sealed = ring().seal(b(&id), b"data").unwrap();
+        for other in [
+            Binding::new(&id, Some("admin"), Timestamp::from_millis(1_000)),
+            Binding::new(&id, None, Timestamp::from_millis(1_000)),
+            Binding::new(&id, Some(""), Timestamp::from_millis(1_000)),
+            Binding::new(&id, Some("alice"), Timestamp::from_millis(1_001)),
+        ] {
+            let err = ring().open(other, &sealed).unwrap_err();
+            assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+        }
+        assert_eq!(ring().open(b(&id), &sealed).unwrap(), b"data");
+    }
+
     #[test]
     fn sealed_under_an_old_key_opens_after_a_new_key_is_added() {
         let id = SessionId::generate();
         let old = ring();
-        let sealed = old.seal(&id, b"hello").unwrap();
+        let sealed = old.seal(b(&id), b"hello").unwrap();
         let newer = old.with_key(8, [8u8; 32]).unwrap();
-        assert_eq!(newer.open(&id, &sealed).unwrap(), b"hello");
-        let resealed = newer.seal(&id, b"hello").unwrap();
+        assert_eq!(newer.open(b(&id), &sealed).unwrap(), b"hello");
+        let resealed = newer.seal(b(&id), b"hello").unwrap();
         assert_eq!(
             &resealed[1..5],
             &8u32.to_be_bytes(),
             "new writes use the newest key"
         );
         assert!(
-            ring().open(&id, &resealed).is_err(),
+            ring().open(b(&id), &resealed).is_err(),
             "a ring without key 8 cannot open it"
         );
     }
 
     #[test]
     fn ciphertext_moved_to_another_session_does_not_open() {
-        let sealed = ring().seal(&SessionId::generate(), b"secret").unwrap();
-        let err = ring().open(&SessionId::generate(), &sealed).unwrap_err();
+        let sealed = ring().seal(b(&SessionId::generate()), b"secret").unwrap();
+        let err = ring().open(b(&SessionId::generate()), &sealed).unwrap_err();
         assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     }
 
@@ -197,8 +259,8 @@ mod tests {
         #[test]
         fn seal_open_round_trips(plain in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let id = SessionId::generate();
-            let sealed = ring().seal(&id, &plain).unwrap();
-            prop_assert_eq!(ring().open(&id, &sealed).unwrap(), plain);
+            let sealed = ring().seal(b(&id), &plain).unwrap();
+            prop_assert_eq!(ring().open(b(&id), &sealed).unwrap(), plain);
         }
 
         #[test]
@@ -208,10 +270,10 @@ mod tests {
             flip in 1u8..=255,
         ) {
             let id = SessionId::generate();
-            let mut sealed = ring().seal(&id, &plain).unwrap();
+            let mut sealed = ring().seal(b(&id), &plain).unwrap();
             let i = at.index(sealed.len());
             sealed[i] ^= flip;
-            let err = ring().open(&id, &sealed).unwrap_err();
+            let err = ring().open(b(&id), &sealed).unwrap_err();
             prop_assert!(matches!(err, Error::Decode { .. }), "expected Decode, got {:?}", err);
         }
 
@@ -221,9 +283,9 @@ mod tests {
             at in any::<prop::sample::Index>(),
         ) {
             let id = SessionId::generate();
-            let sealed = ring().seal(&id, &plain).unwrap();
+            let sealed = ring().seal(b(&id), &plain).unwrap();
             let cut = at.index(sealed.len());
-            let err = ring().open(&id, &sealed[..cut]).unwrap_err();
+            let err = ring().open(b(&id), &sealed[..cut]).unwrap_err();
             prop_assert!(matches!(err, Error::Decode { .. }), "expected Decode, got {:?}", err);
         }
     }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{absolute_deadline, deadline};
 use crate::manager::SessionManager;
 use crate::record::{Record, Timestamp};
+use crate::seal::Binding;
 use crate::token::{SessionId, SessionKey, SessionToken};
 
 /// What the transport (cookie or bearer) must tell the client after a commit.
@@ -106,6 +107,9 @@ struct State {
     /// A due idle extension, decided at load.
     touch_to: Option<Timestamp>,
     action: TokenAction,
+    /// Bumped by `logout`, which throws pending changes away: a commit that
+    /// was planned before must not drain what came after.
+    epoch: u64,
 }
 
 impl State {
@@ -114,7 +118,9 @@ impl State {
         Ok(())
     }
 
-    /// The session is gone from the store: forget it, tell the client.
+    /// The session is gone from the store (revoked or deleted meanwhile):
+    /// forget it. The client is not told to drop its cookie: after a
+    /// rotation in another tab that cookie may already hold the new token.
     fn forget(&mut self) {
         self.token = None;
         self.stored = None;
@@ -123,7 +129,7 @@ impl State {
         self.view = View::default();
         self.rotate = false;
         self.touch_to = None;
-        self.action = TokenAction::Clear;
+        self.action = TokenAction::Unchanged;
     }
 }
 
@@ -186,6 +192,7 @@ impl Session {
                 destroy: false,
                 touch_to: None,
                 action,
+                epoch: 0,
             },
         )
     }
@@ -213,6 +220,7 @@ impl Session {
                 destroy: false,
                 touch_to,
                 action: TokenAction::Unchanged,
+                epoch: 0,
             },
         )
     }
@@ -354,6 +362,7 @@ impl Session {
     pub fn logout(&self) {
         let mut st = self.state();
         st.destroy = true;
+        st.epoch += 1;
         st.ops.clear();
         st.base = View::default();
         st.view = View::default();
@@ -391,7 +400,16 @@ impl Session {
             })
         });
         self.push(Op::Modify(key.clone(), modifier))?;
-        self.commit().await?;
+        if let Err(e) = self.commit().await {
+            // The caller is told it failed, so it must not happen later: a
+            // retried commit (the layer's) would otherwise apply it after all,
+            // possibly twice if the failed write did reach the store.
+            let mut st = self.state();
+            st.ops
+                .retain(|op| !matches!(op, Op::Modify(k, _) if *k == key));
+            let _ = st.refresh_view();
+            return Err(e);
+        }
         self.get(&key)?.ok_or(Error::NotFound)
     }
 
@@ -427,7 +445,7 @@ impl Session {
         }
 
         for _ in 0..config.max_attempts() {
-            let (plan, committed_ops, login) = self.plan()?;
+            let (plan, committed_ops, login, epoch) = self.plan()?;
             let outcome = match &plan {
                 Plan::Nothing => return Ok(self.token_action()),
                 Plan::Create(record, ..) => store.create(record).await,
@@ -439,9 +457,12 @@ impl Session {
             };
             match outcome {
                 Ok(()) => {
-                    let user = self.finish(plan, committed_ops)?;
+                    let user = self.finish(plan, committed_ops, epoch)?;
                     if let (true, Some(user)) = (login, user) {
-                        self.enforce_cap(&user).await?;
+                        // Best effort: the login itself has landed and its token
+                        // must reach the client. A cap left unenforced now is
+                        // enforced at the user's next login.
+                        let _ = self.enforce_cap(&user).await;
                     }
                     return Ok(self.token_action());
                 }
@@ -454,7 +475,7 @@ impl Session {
                     return if had_writes {
                         Err(Error::NotFound)
                     } else {
-                        Ok(TokenAction::Clear)
+                        Ok(self.token_action())
                     };
                 }
                 Err(e) => return Err(e),
@@ -464,7 +485,7 @@ impl Session {
     }
 
     /// Decides the one store call this commit needs, from the current state.
-    fn plan(&self) -> Result<(Plan, usize, bool)> {
+    fn plan(&self) -> Result<(Plan, usize, bool, u64)> {
         let manager = &self.inner.manager;
         let config = manager.config();
         let now = manager.now();
@@ -486,7 +507,11 @@ impl Session {
                     created_at: now,
                     expires_at: deadline(config, now, now),
                     version: 1,
-                    data: encode(&view.payload, &id, config.keys())?,
+                    data: encode(
+                        &view.payload,
+                        Binding::new(&id, view.user.as_deref(), now),
+                        config.keys(),
+                    )?,
                 };
                 Plan::Create(record, token, view)
             }
@@ -498,7 +523,11 @@ impl Session {
                     created_at: stored.created_at,
                     expires_at: deadline(config, stored.created_at, now),
                     version: stored.version + 1,
-                    data: encode(&view.payload, &stored.id, config.keys())?,
+                    data: encode(
+                        &view.payload,
+                        Binding::new(&stored.id, view.user.as_deref(), stored.created_at),
+                        config.keys(),
+                    )?,
                 };
                 if st.rotate {
                     let token = SessionToken::generate();
@@ -513,11 +542,11 @@ impl Session {
                 None => Plan::Nothing,
             },
         };
-        Ok((plan, n, login))
+        Ok((plan, n, login, st.epoch))
     }
 
     /// Records a successful store call; returns the committed principal.
-    fn finish(&self, plan: Plan, committed_ops: usize) -> Result<Option<String>> {
+    fn finish(&self, plan: Plan, committed_ops: usize, epoch: u64) -> Result<Option<String>> {
         let config = self.inner.manager.config();
         let now = self.inner.manager.now();
         let mut st = self.state();
@@ -541,7 +570,7 @@ impl Session {
                 };
                 st.token = Some(token);
                 st.rotate = false;
-                Self::settle(&mut st, record, view, committed_ops)?;
+                Self::settle(&mut st, record, view, committed_ops, epoch)?;
             }
             Plan::Update(record, view) => {
                 if view.payload.remember != st.base.payload.remember {
@@ -552,13 +581,26 @@ impl Session {
                         };
                     }
                 }
-                Self::settle(&mut st, record, view, committed_ops)?;
+                Self::settle(&mut st, record, view, committed_ops, epoch)?;
             }
         }
         Ok(st.base.user.clone())
     }
 
-    fn settle(st: &mut State, record: Record, view: View, committed_ops: usize) -> Result<()> {
+    fn settle(
+        st: &mut State,
+        record: Record,
+        view: View,
+        committed_ops: usize,
+        epoch: u64,
+    ) -> Result<()> {
+        if st.epoch != epoch {
+            // `logout` ran while this commit was in flight and threw the
+            // pending changes away; only remember what is stored, so the
+            // next commit deletes the right key.
+            st.stored = Some(record);
+            return Ok(());
+        }
         st.ops.drain(..committed_ops);
         st.stored = Some(record);
         st.base = view;
@@ -577,7 +619,7 @@ impl Session {
             // Deleted meanwhile; the next attempt's update answers NotFound.
             return Ok(());
         };
-        let payload = decode(&fresh.data, &fresh.id, manager.config().keys())?;
+        let payload = decode(&fresh.data, Binding::of(&fresh), manager.config().keys())?;
         let mut st = self.state();
         st.base = View {
             payload,

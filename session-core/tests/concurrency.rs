@@ -111,3 +111,34 @@ async fn bounded_attempts_give_up_with_a_conflict_error() {
     assert_eq!(s.get::<i64>("a").unwrap(), Some(1));
     assert_eq!(s.get::<i64>("b").unwrap(), Some(1));
 }
+
+#[tokio::test]
+async fn a_failed_modify_is_not_applied_by_a_later_commit() {
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    f.store
+        .fail_updates
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = s
+        .modify("count", |c: Option<u64>| c.unwrap_or(0) + 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(
+        s.get::<u64>("count").unwrap(),
+        None,
+        "the failed change is gone from the view"
+    );
+    f.store
+        .fail_updates
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // What the HTTP layer does at the end of every request:
+    s.commit().await.unwrap();
+    let again = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(
+        again.get::<u64>("count").unwrap(),
+        None,
+        "the caller was told it failed"
+    );
+}

@@ -105,3 +105,29 @@ async fn a_ring_without_the_sealing_key_cannot_open() {
         Err(Error::Decode { .. })
     ));
 }
+
+#[tokio::test]
+async fn editing_the_principal_or_creation_time_in_the_store_is_a_decode_error() {
+    let f = fixture(default_config().sealing_keys(ring_v1()));
+    let s = f.manager.load(None).await.unwrap();
+    s.login("mallory");
+    let token = s.commit().await.unwrap().token().unwrap().expose();
+
+    // Someone with write access to the store but no key promotes the session.
+    let mut raw = f.store.inner_record(&token).await;
+    raw.user = Some("admin".into());
+    raw.version += 1;
+    f.store.inner.update(&raw, raw.version - 1).await.unwrap();
+    let err = f.manager.load(Some(&token)).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+
+    // Or tries to dodge the absolute timeout.
+    raw.user = Some("mallory".into());
+    raw.created_at = raw
+        .created_at
+        .saturating_add(std::time::Duration::from_secs(3600));
+    raw.version += 1;
+    f.store.inner.update(&raw, raw.version - 1).await.unwrap();
+    let err = f.manager.load(Some(&token)).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}

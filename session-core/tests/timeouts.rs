@@ -20,7 +20,11 @@ async fn idle_timeout_ends_the_session_exactly_at_the_idle_deadline() {
     f.clock.advance(MS);
     let s = f.manager.load(Some(&token)).await.unwrap();
     assert!(s.is_new(), "at last_activity + idle the session is gone");
-    assert_eq!(s.token_action(), TokenAction::Clear);
+    assert_eq!(
+        s.token_action(),
+        TokenAction::Unchanged,
+        "nothing to send until the request writes"
+    );
 }
 
 #[tokio::test]
@@ -158,14 +162,14 @@ async fn a_malformed_token_costs_no_store_round_trip() {
     ] {
         let s = f.manager.load(Some(bad)).await.unwrap();
         assert!(s.is_new());
-        assert_eq!(s.commit().await.unwrap(), TokenAction::Clear);
+        assert_eq!(s.commit().await.unwrap(), TokenAction::Unchanged);
     }
     assert_eq!(Counting::count(&f.store.loads), 0);
     assert_eq!(f.store.writes(), 0);
 }
 
 #[tokio::test]
-async fn an_unknown_token_yields_a_new_session_that_clears_the_old_token() {
+async fn an_unknown_token_yields_a_new_session_with_a_fresh_token_once_written() {
     let f = fixture(default_config());
     let unknown = session_core::SessionToken::generate().expose();
     let s = f.manager.load(Some(&unknown)).await.unwrap();
@@ -185,6 +189,7 @@ async fn inconsistent_configs_are_rejected() {
     let store = std::sync::Arc::new(session_core::MemoryStore::new());
     for config in [
         SessionConfig::default().touch_after_fraction(1.5),
+        SessionConfig::default().touch_after_fraction(1.0),
         SessionConfig::default().idle_timeout(Duration::ZERO),
         SessionConfig::default().max_sessions_per_user(0),
         SessionConfig::default().max_commit_attempts(0),

@@ -1,7 +1,8 @@
 //! The JSON API under `/api`.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,7 +15,10 @@ use crate::accounts;
 use crate::app::AppState;
 use crate::util::{error, rfc3339, store_error, user_agent, ApiJson};
 
-/// The `/api` routes.
+/// The `/api` routes. Every request that changes something must say
+/// `Content-Type: application/json`: a cross-site HTML form cannot, and a
+/// cross-site script cannot without a CORS preflight this API never grants.
+/// With `SameSite=Lax` that closes CSRF for bodiless posts too.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", post(login))
@@ -24,6 +28,25 @@ pub fn routes() -> Router<AppState> {
         .route("/sessions", get(sessions))
         .route("/sessions/revoke-others", post(revoke_others))
         .route("/sessions/{id}", delete(revoke_one))
+        .route_layer(middleware::from_fn(json_only_for_changes))
+}
+
+async fn json_only_for_changes(req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if safe || json {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests that change something need Content-Type: application/json",
+        )
+    }
 }
 
 #[derive(Deserialize)]

@@ -43,7 +43,7 @@ USAGE: session-demo [--store URL] [--listen ADDR] [--dev-cookies]
                            (default: sled:session-demo-data)
   --listen ADDR            address to serve on (default: 127.0.0.1:3000)
   --dev-cookies            cookies without Secure and the __Host- prefix, for
-                           plain http on browsers that need it
+                           plain http on browsers that need it (loopback only)
   --idle-timeout SECS      end sessions idle this long (default: 1800)
   --absolute-timeout SECS  end sessions this long after creation (default: 86400)
 ";
@@ -79,6 +79,13 @@ impl Args {
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
+        if args.dev_cookies && !args.listen.ip().is_loopback() {
+            return Err(format!(
+                "--dev-cookies sends session cookies without Secure: only on a loopback \
+                 address, not {}",
+                args.listen
+            ));
+        }
         Ok(Some(args))
     }
 }
@@ -111,7 +118,7 @@ mod tests {
         let a = parse(&[
             "--store",
             "memory:",
-            "--listen=0.0.0.0:8080",
+            "--listen=127.0.0.2:8080",
             "--dev-cookies",
             "--idle-timeout",
             "60",
@@ -139,5 +146,7 @@ mod tests {
             .unwrap_err()
             .contains("unknown flag"));
         assert_eq!(parse(&["--help"]).unwrap(), None);
+        let exposed = parse(&["--listen", "0.0.0.0:3000", "--dev-cookies"]).unwrap_err();
+        assert!(exposed.contains("loopback"), "{exposed}");
     }
 }

@@ -141,6 +141,45 @@ async fn posts_need_json_and_bodies_over_64_kib_are_413() {
 }
 
 #[tokio::test]
+async fn changes_without_a_json_content_type_are_refused_as_csrf_defence() {
+    let demo = start().await;
+    let c = Client::new(&demo, "test");
+    c.login("alice").await;
+    for (method, path) in [
+        (axum::http::Method::POST, "/api/logout"),
+        (axum::http::Method::POST, "/api/counter"),
+        (axum::http::Method::POST, "/api/sessions/revoke-others"),
+        (
+            axum::http::Method::DELETE,
+            "/api/sessions/00000000-0000-0000-0000-000000000000",
+        ),
+    ] {
+        let form = c
+            .send(
+                method.clone(),
+                path,
+                Some("application/x-www-form-urlencoded"),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(
+            form.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{method} {path}"
+        );
+        let bare = c.send(method.clone(), path, None, Vec::new()).await;
+        assert_eq!(
+            bare.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{method} {path}"
+        );
+    }
+    let me = c.get("/api/me").await.json;
+    assert_eq!(me["user"], "alice", "nothing happened");
+    assert_eq!(me["count"], 0);
+}
+
+#[tokio::test]
 async fn logout_is_204_with_a_clearing_cookie_and_the_old_token_is_dead() {
     let demo = start().await;
     let c = Client::new(&demo, "test");

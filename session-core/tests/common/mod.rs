@@ -23,6 +23,8 @@ pub struct Counting {
     pub touches: AtomicU64,
     pub rotates: AtomicU64,
     pub deletes: AtomicU64,
+    /// While set, `update` fails with a transient error (a store outage).
+    pub fail_updates: std::sync::atomic::AtomicBool,
 }
 
 impl Counting {
@@ -60,6 +62,9 @@ impl SessionStore for Counting {
     }
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         bump(&self.updates);
+        if self.fail_updates.load(Ordering::SeqCst) {
+            return Err(session_core::Error::transient("memory", "injected outage"));
+        }
         self.inner.update(record, expected_version).await
     }
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
@@ -112,6 +117,7 @@ pub fn fixture(config: SessionConfig) -> Fixture {
         touches: AtomicU64::new(0),
         rotates: AtomicU64::new(0),
         deletes: AtomicU64::new(0),
+        fail_updates: std::sync::atomic::AtomicBool::new(false),
     });
     let manager = SessionManager::with_clock(store.clone(), config, Arc::new(clock.clone()))
         .expect("valid config");

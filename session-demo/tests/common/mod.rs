@@ -139,7 +139,8 @@ impl Client {
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
-        self.send(Method::DELETE, path, None, Vec::new()).await
+        self.send(Method::DELETE, path, Some("application/json"), Vec::new())
+            .await
     }
 
     pub async fn post_form(&self, path: &str, form: &str) -> Reply {
