@@ -48,7 +48,7 @@ pub async fn manager(args: &Args) -> Result<SessionManager, String> {
     SessionManager::new(store, config).map_err(|e| format!("session settings: {e}"))
 }
 
-/// Serves until Ctrl-C.
+/// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn run(args: Args) -> Result<(), String> {
     let manager = manager(&args).await?;
     let transport = if args.dev_cookies {
@@ -62,11 +62,33 @@ pub async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("listening on {}: {e}", args.listen))?;
     tracing::info!(store = %args.store, "session demo on http://{}", args.listen);
     axum::serve(listener, router(manager, transport))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server: {e}"))?;
     purge.shutdown().await;
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
 }
