@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
@@ -16,16 +16,33 @@ use crate::seal::{Binding, KeyRing, SEALED_FORMAT};
 const PLAIN_FORMAT: u8 = 0x01;
 
 /// What the policy layer keeps inside a record's `data`.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Values stay as JSON text until asked for: a load parses no value the
+/// request does not read, and a save re-serializes none it did not change.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Payload {
-    /// The application's values.
-    pub values: BTreeMap<String, Value>,
+    /// The application's values, as JSON text.
+    pub values: BTreeMap<String, Box<RawValue>>,
     /// Small descriptive metadata (user agent, …) for "active sessions" pages.
     pub meta: BTreeMap<String, String>,
     /// When the session data was last written.
     pub last_seen: Timestamp,
     /// Whether the client asked to be remembered (a persistent cookie).
     pub remember: bool,
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.meta == other.meta
+            && self.last_seen == other.last_seen
+            && self.remember == other.remember
+            && self.values.len() == other.values.len()
+            && self
+                .values
+                .iter()
+                .zip(&other.values)
+                .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.get() == v2.get())
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,7 +105,7 @@ fn decode_plain(bytes: &[u8]) -> Result<Payload> {
     if bytes.first() != Some(&PLAIN_FORMAT) {
         return Err(Error::decode("session data (unknown format version)"));
     }
-    let wire: Wire<BTreeMap<String, Value>, BTreeMap<String, String>> =
+    let wire: Wire<BTreeMap<String, Box<RawValue>>, BTreeMap<String, String>> =
         serde_json::from_slice(&bytes[1..]).map_err(|e| Error::decode_with("session data", e))?;
     Ok(Payload {
         values: wire.values,
@@ -104,6 +121,7 @@ mod tests {
 
     use super::*;
     use crate::token::SessionId;
+    use serde_json::Value;
 
     fn b(id: &SessionId) -> Binding<'_> {
         Binding::new(id, None, Timestamp::EPOCH)
@@ -134,7 +152,12 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(|(values, meta, s, remember)| Payload {
-                values,
+                values: values
+                    .into_iter()
+                    .map(|(k, v): (String, Value)| {
+                        (k, serde_json::value::to_raw_value(&v).expect("json"))
+                    })
+                    .collect(),
                 meta,
                 last_seen: Timestamp::from_millis(s),
                 remember,

@@ -155,6 +155,16 @@ impl SessionManager {
         ))
     }
 
+    /// Ends the session a client presents without loading it first (one
+    /// store round trip): for logout endpoints that need no session data.
+    /// `false` if the token does not parse or names no live session.
+    pub async fn destroy(&self, token: &str) -> Result<bool> {
+        match SessionToken::parse(token) {
+            Some(token) => self.inner.store.delete(&token.key()).await,
+            None => Ok(false),
+        }
+    }
+
     /// The live sessions of `user`, oldest first.
     pub async fn list_user(&self, user: &str) -> Result<Vec<SessionInfo>> {
         let records = self.live_records(user).await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::codec::{decode, encode, Payload};
 use crate::error::{Error, Result};
@@ -45,12 +45,12 @@ impl TokenAction {
     }
 }
 
-type Modifier = Box<dyn FnMut(Option<&Value>) -> Result<Value> + Send>;
+type Modifier = Box<dyn FnMut(Option<&RawValue>) -> Result<Box<RawValue>> + Send>;
 
 /// One change a request made, kept so that it can be re-applied on top of a
 /// newer stored version after a conflict.
 enum Op {
-    Set(String, Value),
+    Set(String, Box<RawValue>),
     Remove(String),
     Modify(String, Modifier),
     Clear,
@@ -65,28 +65,35 @@ struct View {
     user: Option<String>,
 }
 
+/// Applies one change to `view`; on error `view` is unchanged.
+fn apply_one(op: &mut Op, view: &mut View) -> Result<()> {
+    let values = &mut view.payload.values;
+    match op {
+        Op::Set(k, v) => {
+            values.insert(k.clone(), v.clone());
+        }
+        Op::Remove(k) => {
+            values.remove(k);
+        }
+        Op::Modify(k, f) => {
+            let next = f(values.get(k).map(AsRef::as_ref))?;
+            values.insert(k.clone(), next);
+        }
+        Op::Clear => values.clear(),
+        Op::Meta(k, v) => {
+            view.payload.meta.insert(k.clone(), v.clone());
+        }
+        Op::User(u) => view.user = u.clone(),
+        Op::Remember(r) => view.payload.remember = *r,
+    }
+    Ok(())
+}
+
+/// `base` with `ops` applied.
 fn apply(ops: &mut [Op], base: &View) -> Result<View> {
     let mut view = base.clone();
     for op in ops {
-        let values = &mut view.payload.values;
-        match op {
-            Op::Set(k, v) => {
-                values.insert(k.clone(), v.clone());
-            }
-            Op::Remove(k) => {
-                values.remove(k);
-            }
-            Op::Modify(k, f) => {
-                let next = f(values.get(k))?;
-                values.insert(k.clone(), next);
-            }
-            Op::Clear => values.clear(),
-            Op::Meta(k, v) => {
-                view.payload.meta.insert(k.clone(), v.clone());
-            }
-            Op::User(u) => view.user = u.clone(),
-            Op::Remember(r) => view.payload.remember = *r,
-        }
+        apply_one(op, &mut view)?;
     }
     Ok(view)
 }
@@ -100,8 +107,9 @@ struct State {
     base: View,
     /// Changes not yet committed, in order.
     ops: Vec<Op>,
-    /// `base` with `ops` applied: what this request sees.
-    view: View,
+    /// `base` with `ops` applied: what this request sees. `None` while there
+    /// are no changes, so a read-only request never copies the data.
+    view: Option<View>,
     rotate: bool,
     destroy: bool,
     /// A due idle extension, decided at load.
@@ -114,8 +122,16 @@ struct State {
 
 impl State {
     fn refresh_view(&mut self) -> Result<()> {
-        self.view = apply(&mut self.ops, &self.base)?;
+        self.view = if self.ops.is_empty() {
+            None
+        } else {
+            Some(apply(&mut self.ops, &self.base)?)
+        };
         Ok(())
+    }
+
+    fn current(&self) -> &View {
+        self.view.as_ref().unwrap_or(&self.base)
     }
 
     /// The session is gone from the store (revoked or deleted meanwhile):
@@ -126,7 +142,7 @@ impl State {
         self.stored = None;
         self.base = View::default();
         self.ops.clear();
-        self.view = View::default();
+        self.view = None;
         self.rotate = false;
         self.touch_to = None;
         self.action = TokenAction::Unchanged;
@@ -159,7 +175,7 @@ impl fmt::Debug for Session {
         let st = self.state();
         f.debug_struct("Session")
             .field("id", &st.stored.as_ref().map(|r| r.id))
-            .field("user", &st.view.user)
+            .field("user", &st.current().user)
             .field("pending_changes", &st.ops.len())
             .finish_non_exhaustive()
     }
@@ -187,7 +203,7 @@ impl Session {
                 stored: None,
                 base: View::default(),
                 ops: Vec::new(),
-                view: View::default(),
+                view: None,
                 rotate: false,
                 destroy: false,
                 touch_to: None,
@@ -213,7 +229,7 @@ impl Session {
             State {
                 token: Some(token),
                 stored: Some(record),
-                view: base.clone(),
+                view: None,
                 base,
                 ops: Vec::new(),
                 rotate: false,
@@ -242,22 +258,23 @@ impl Session {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn push(&self, op: Op) -> Result<()> {
+    fn push(&self, mut op: Op) -> Result<()> {
         let mut guard = self.state();
         let st = &mut *guard;
-        st.ops.push(op);
-        let last = st.ops.len() - 1;
-        let view = apply(&mut st.ops[last..], &st.view);
-        match view {
-            Ok(view) => {
-                st.view = view;
-                Ok(())
-            }
+        if st.view.is_none() {
+            st.view = Some(st.base.clone());
+        }
+        let applied = apply_one(&mut op, st.view.as_mut().expect("just set"));
+        match applied {
+            Ok(()) => st.ops.push(op),
             Err(e) => {
-                st.ops.pop();
-                Err(e)
+                if st.ops.is_empty() {
+                    st.view = None;
+                }
+                return Err(e);
             }
         }
+        Ok(())
     }
 
     /// The stable id, once the session is stored.
@@ -282,7 +299,7 @@ impl Session {
 
     /// The principal, as this request sees it.
     pub fn user(&self) -> Option<String> {
-        self.state().view.user.clone()
+        self.state().current().user.clone()
     }
 
     /// When the session was created, once stored.
@@ -298,23 +315,28 @@ impl Session {
     /// Reads a value; `Ok(None)` when absent,
     /// [`Error::Decode`] when it does not deserialize as `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let value = self.state().view.payload.values.get(key).cloned();
-        value
-            .map(|v| serde_json::from_value(v).map_err(|e| Error::decode_with("session value", e)))
+        let st = self.state();
+        st.current()
+            .payload
+            .values
+            .get(key)
+            .map(|v| {
+                serde_json::from_str(v.get()).map_err(|e| Error::decode_with("session value", e))
+            })
             .transpose()
     }
 
     /// Stores a value under `key`; [`Error::InvalidInput`] if it does not
     /// serialize.
     pub fn insert<T: Serialize + ?Sized>(&self, key: impl Into<String>, value: &T) -> Result<()> {
-        let value = serde_json::to_value(value)
+        let value = serde_json::value::to_raw_value(value)
             .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))?;
         self.push(Op::Set(key.into(), value))
     }
 
     /// Removes `key`; whether it was there.
     pub fn remove(&self, key: &str) -> bool {
-        let had = self.state().view.payload.values.contains_key(key);
+        let had = self.state().current().payload.values.contains_key(key);
         if had {
             // Removing never fails to apply.
             let _ = self.push(Op::Remove(key.to_owned()));
@@ -335,7 +357,7 @@ impl Session {
 
     /// A metadata entry.
     pub fn meta(&self, key: &str) -> Option<String> {
-        self.state().view.payload.meta.get(key).cloned()
+        self.state().current().payload.meta.get(key).cloned()
     }
 
     /// "Remember me": `true` asks for a persistent token (a cookie with
@@ -347,7 +369,7 @@ impl Session {
 
     /// Whether the session asks to be remembered.
     pub fn remember(&self) -> bool {
-        self.state().view.payload.remember
+        self.state().current().payload.remember
     }
 
     /// Logs `user` in: sets the principal and rotates the token at commit
@@ -365,7 +387,7 @@ impl Session {
         st.epoch += 1;
         st.ops.clear();
         st.base = View::default();
-        st.view = View::default();
+        st.view = None;
         st.rotate = false;
         st.touch_to = None;
     }
@@ -391,11 +413,14 @@ impl Session {
         F: FnMut(Option<T>) -> T + Send + 'static,
     {
         let key = key.into();
-        let modifier: Modifier = Box::new(move |current: Option<&Value>| {
+        let modifier: Modifier = Box::new(move |current: Option<&RawValue>| {
             let current = current
-                .map(|v| T::deserialize(v).map_err(|e| Error::decode_with("session value", e)))
+                .map(|v| {
+                    serde_json::from_str::<T>(v.get())
+                        .map_err(|e| Error::decode_with("session value", e))
+                })
                 .transpose()?;
-            serde_json::to_value(f(current)).map_err(|e| {
+            serde_json::value::to_raw_value(&f(current)).map_err(|e| {
                 Error::InvalidInput(format!("session value cannot be serialized: {e}"))
             })
         });
@@ -493,7 +518,7 @@ impl Session {
         let st = &mut *guard;
         let n = st.ops.len();
         let login = st.ops.iter().any(|op| matches!(op, Op::User(Some(_))));
-        let mut view = apply(&mut st.ops, &st.base)?;
+        let mut view = st.current().clone();
         view.payload.last_seen = now;
         let plan = match &st.stored {
             None if n == 0 => Plan::Nothing,

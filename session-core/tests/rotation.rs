@@ -126,3 +126,19 @@ async fn browser_sessions_have_no_max_age() {
         other => panic!("expected a token, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn destroy_ends_a_session_by_token_in_one_round_trip() {
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let loads = common::Counting::count(&f.store.loads);
+    assert!(f.manager.destroy(&token).await.unwrap());
+    assert_eq!(
+        common::Counting::count(&f.store.loads),
+        loads,
+        "no load first"
+    );
+    assert!(!f.manager.destroy(&token).await.unwrap(), "already gone");
+    assert!(!f.manager.destroy("not a token").await.unwrap());
+    assert!(f.manager.load(Some(&token)).await.unwrap().is_new());
+}

@@ -28,10 +28,14 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function write(key, a)
-  -- a: id, has_user, user, created, expires, version, data
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'i', a[1], 'c', a[4], 'e', a[5], 'v', a[6], 'd', a[7])
-  if a[2] == '1' then redis.call('HSET', key, 'u', a[3]) end
+  -- a: id, has_user, user, created, expires, version, data. Overwrites the
+  -- record's fields in one HSET; callers have ruled out a pending record.
+  if a[2] == '1' then
+    redis.call('HSET', key, 'i', a[1], 'c', a[4], 'e', a[5], 'v', a[6], 'd', a[7], 'u', a[3])
+  else
+    redis.call('HSET', key, 'i', a[1], 'c', a[4], 'e', a[5], 'v', a[6], 'd', a[7])
+    redis.call('HDEL', key, 'u')
+  end
   redis.call('PEXPIREAT', key, a[5])
 end
 "#;
@@ -68,6 +72,7 @@ impl Scripts {
             create: with_helpers(
                 r#"
 if redis.call('HEXISTS', KEYS[1], 'i') == 1 then return 'EXISTS' end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) end
 write(KEYS[1], ARGV)
 if ARGV[9] ~= '' and ARGV[2] == '1' then index_add(ARGV[9] .. ARGV[3], ARGV[5], ARGV[8]) end
 return 'OK'"#,
@@ -183,6 +188,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)"#,
             prepare: with_helpers(
                 r#"
 if redis.call('HEXISTS', KEYS[1], 'i') == 1 then return 'EXISTS' end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) end
 write(KEYS[1], ARGV)
 redis.call('HSET', KEYS[1], 'p', ARGV[8])
 return 'OK'"#,

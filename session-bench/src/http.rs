@@ -1,0 +1,146 @@
+//! The HTTP workload: an axum app whose handler reads one value and
+//! increments a counter, driven by an in-process client over loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use session_axum::{CurrentSession, SessionLayer, TransportConfig};
+use session_core::SessionManager;
+
+use crate::measure::{summarize, Phase};
+
+/// The no-session ceiling.
+pub fn bare() -> Router {
+    Router::new()
+        .route("/init", post(|| async { "ok" }))
+        .route("/hit", get(|| async { "1" }))
+}
+
+/// Our layer: read `name`, increment `counter` (a versioned write).
+pub fn ours(manager: SessionManager) -> Router {
+    Router::new()
+        .route(
+            "/init",
+            post(|s: CurrentSession| async move {
+                s.insert("name", &"Ada Lovelace").expect("insert");
+                s.insert("counter", &0u64).expect("insert");
+                "ok"
+            }),
+        )
+        .route(
+            "/hit",
+            get(|s: CurrentSession| async move {
+                let name: Option<String> = s.get("name").expect("get");
+                assert!(name.is_some());
+                let n = s
+                    .modify("counter", |c: Option<u64>| c.unwrap_or(0) + 1)
+                    .await
+                    .expect("increment");
+                n.to_string()
+            }),
+        )
+        .layer(SessionLayer::new(manager, TransportConfig::development()))
+}
+
+/// tower-sessions on the same kind of store.
+#[cfg(feature = "compare")]
+pub fn tower<S>(store: S) -> Router
+where
+    S: tower_sessions::SessionStore + Clone,
+{
+    use tower_sessions::{Session, SessionManagerLayer};
+    Router::new()
+        .route(
+            "/init",
+            post(|s: Session| async move {
+                s.insert("name", "Ada Lovelace").await.expect("insert");
+                s.insert("counter", 0u64).await.expect("insert");
+                "ok"
+            }),
+        )
+        .route(
+            "/hit",
+            get(|s: Session| async move {
+                let name: Option<String> = s.get("name").await.expect("get");
+                assert!(name.is_some());
+                let n: u64 = s.get("counter").await.expect("get").unwrap_or(0) + 1;
+                s.insert("counter", n).await.expect("insert");
+                n.to_string()
+            }),
+        )
+        .layer(SessionManagerLayer::new(store).with_secure(false))
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+/// Serves `app` and drives it with `connections` keep-alive connections, each
+/// with its own session (made by `POST /init`), for `duration`.
+pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase {
+    let addr = serve(app).await;
+    let start = Arc::new(tokio::sync::Barrier::new(connections + 1));
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(1)
+                    .build_http::<Full<Bytes>>();
+                let init = client
+                    .request(
+                        Request::post(format!("http://{addr}/init"))
+                            .body(Full::new(Bytes::new()))
+                            .expect("request"),
+                    )
+                    .await
+                    .expect("POST /init");
+                let cookie = init
+                    .headers()
+                    .get(header::SET_COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .map(str::to_owned);
+                let _ = init.into_body().collect().await;
+                start.wait().await;
+                let deadline = Instant::now() + duration;
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let mut req = Request::get(format!("http://{addr}/hit"));
+                    if let Some(c) = &cookie {
+                        req = req.header(header::COOKIE, c);
+                    }
+                    let t = Instant::now();
+                    let res = client
+                        .request(req.body(Full::new(Bytes::new())).expect("request"))
+                        .await
+                        .expect("GET /hit");
+                    assert_eq!(res.status(), StatusCode::OK);
+                    let _ = res.into_body().collect().await.expect("body");
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    start.wait().await;
+    let began = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("a client task panicked"));
+    }
+    summarize("http", all, began.elapsed())
+}
