@@ -8,6 +8,18 @@ pub fn ci_mode() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
+/// Reports that `test` cannot run and why: a failure (panic) under
+/// [`ci_mode`], otherwise a loud line written straight to the process's
+/// stderr (the test harness would swallow `eprintln!` from a passing test).
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        !ci_mode(),
+        "{test}: cannot run under CI, which is a failure: {why}"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
+}
+
 /// The server URL in environment variable `var` (for example
 /// `SESSION_TEST_POSTGRES_URL`), or a [`Provision::Skip`] that says which
 /// variable to set.

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use session_core::SessionStore;
 
-use crate::env::ci_mode;
-
 /// The future a case returns.
 pub type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -123,7 +121,8 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// runtime, provisions a store, runs the case, cleans up, and re-raises a
 /// failure. Not meant to be called by hand; use [`conformance_tests!`](crate::conformance_tests).
 ///
-/// A skipped provision is printed to stderr; under [`ci_mode`] it panics.
+/// A skipped provision is reported by [`skip`](crate::skip): loudly, or as a
+/// failure under [`ci_mode`](crate::ci_mode).
 pub fn run_test<F, Fut, P>(name: &str, factory: F, case: CaseFn)
 where
     F: FnOnce() -> Fut,
@@ -138,11 +137,8 @@ where
     runtime.block_on(async move {
         let test_store = match factory().await.into() {
             Provision::Ready(s) => s,
-            Provision::Skip(why) if ci_mode() => {
-                panic!("conformance::{name}: no server under CI, which is a failure: {why}")
-            }
             Provision::Skip(why) => {
-                eprintln!("\n*** SKIPPED conformance::{name}: {why} ***\n");
+                crate::env::skip(&format!("conformance::{name}"), &why);
                 return;
             }
         };
