@@ -51,10 +51,11 @@ impl Queries {
                 schema.quoted(),
                 derived("migrations")
             )),
-            migrations: vec![(
-                1,
-                s(format!(
-                    r#"CREATE TABLE IF NOT EXISTS {t} (
+            migrations: vec![
+                (
+                    1,
+                    s(format!(
+                        r#"CREATE TABLE IF NOT EXISTS {t} (
                         key bytea PRIMARY KEY CHECK (octet_length(key) = 32),
                         id uuid NOT NULL,
                         "user" text,
@@ -64,10 +65,22 @@ impl Queries {
                         data bytea NOT NULL);
                     CREATE INDEX IF NOT EXISTS {user_idx} ON {t} ("user");
                     CREATE INDEX IF NOT EXISTS {expires_idx} ON {t} (expires_at);"#,
-                    user_idx = derived("user_idx"),
-                    expires_idx = derived("expires_idx"),
-                )),
-            )],
+                        user_idx = derived("user_idx"),
+                        expires_idx = derived("expires_idx"),
+                    )),
+                ),
+                // Anonymous sessions (no user) need no user-index entry: a partial
+                // index saves one index write per anonymous create and update.
+                (
+                    2,
+                    s(format!(
+                        r#"DROP INDEX IF EXISTS {schema}.{user_idx};
+                    CREATE INDEX {user_idx} ON {t} ("user") WHERE "user" IS NOT NULL;"#,
+                        schema = schema.quoted(),
+                        user_idx = derived("user_idx"),
+                    )),
+                ),
+            ],
             create_schema: s(format!("CREATE SCHEMA IF NOT EXISTS {}", schema.quoted())),
             create: s(format!(
                 r#"INSERT INTO {t} AS s (key, id, "user", created_at, expires_at, version, data)

@@ -206,21 +206,23 @@ impl PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
-    /// The query plans PostgreSQL chooses for `load`, `update` and
-    /// `purge_expired`, as `(operation, EXPLAIN text)`. For checking that a
-    /// deployment uses the indexes.
+    /// The query plans PostgreSQL chooses for `load`, `update`,
+    /// `list_user` and `purge_expired`, as `(operation, EXPLAIN text)`. For
+    /// checking that a deployment uses the indexes.
     pub async fn query_plans(&self) -> Result<Vec<(&'static str, String)>> {
         let key = vec![0u8; 32];
         let mut out = Vec::new();
         for (name, sql) in [
             ("load", &self.sql.load),
             ("update", &self.sql.update),
+            ("list_user", &self.sql.list_user),
             ("purge_expired", &self.sql.purge),
         ] {
             let explain = AssertSqlSafe(format!("EXPLAIN {sql}"));
             let query = sqlx::query_scalar::<_, String>(explain);
             let query = match name {
                 "load" => query.bind(key.clone()),
+                "list_user" => query.bind("u7"),
                 "update" => query
                     .bind(key.clone())
                     .bind(uuid::Uuid::nil())
