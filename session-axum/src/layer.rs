@@ -153,10 +153,21 @@ where
                 }
                 Err(e) => return Ok(store_failure(&e)),
             };
+            // Never the token itself: the session's id and what happened.
+            tracing::trace!(
+                ?transport,
+                presented = token.is_some(),
+                session = ?session.id(),
+                "session loaded"
+            );
             req.extensions_mut().insert(session.clone());
             let mut res = inner.call(req).await?;
             match session.commit().await {
-                Ok(action) => apply(&action, transport, &config, res.headers_mut()),
+                Ok(action) => {
+                    // `TokenAction`'s Debug redacts the token.
+                    tracing::trace!(session = ?session.id(), ?action, "session committed");
+                    apply(&action, transport, &config, res.headers_mut());
+                }
                 Err(Error::NotFound) => {
                     return Ok(error_response(StatusCode::UNAUTHORIZED, "session ended"));
                 }
