@@ -104,3 +104,38 @@ fn append(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
         headers.append(SET_COOKIE, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Arbitrary header bytes never panic; only a well-formed token
+        /// under our cookie name is ever returned as a token.
+        #[test]
+        fn arbitrary_cookie_headers_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&raw) {
+                headers.append(COOKIE, v);
+            }
+            let (found, transport) = presented(&headers, &TransportConfig::default());
+            prop_assert_eq!(transport, Transport::Cookie);
+            let _ = found;
+        }
+
+        #[test]
+        fn our_token_is_found_among_arbitrary_other_cookies(
+            others in proptest::collection::vec(("[a-z]{1,8}", "[A-Za-z0-9]{0,16}"), 0..6),
+        ) {
+            let token = SessionToken::generate().expose();
+            let mut parts: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            parts.push(format!("__Host-session={token}"));
+            let mut headers = HeaderMap::new();
+            headers.insert(COOKIE, HeaderValue::from_str(&parts.join("; ")).unwrap());
+            let (found, _) = presented(&headers, &TransportConfig::default());
+            prop_assert_eq!(found, Some(token));
+        }
+    }
+}

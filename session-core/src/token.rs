@@ -248,3 +248,28 @@ mod tests {
         assert_eq!(SessionKey::from_slice(&[0u8; 31]), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any string at all: parsing never panics, and whatever parses is a
+        /// canonical 43-character token that round-trips.
+        #[test]
+        fn parse_never_panics_and_accepts_only_canonical_tokens(text in ".{0,64}") {
+            if let Some(t) = SessionToken::parse(&text) {
+                prop_assert_eq!(t.expose(), text);
+            }
+        }
+
+        #[test]
+        fn every_generated_token_round_trips(bytes in proptest::array::uniform32(any::<u8>())) {
+            let t = SessionToken(bytes);
+            let back = SessionToken::parse(&t.expose()).expect("own text form parses");
+            prop_assert_eq!(back.key(), t.key());
+        }
+    }
+}
