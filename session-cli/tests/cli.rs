@@ -3,15 +3,14 @@
 //! commands on a sled folder filled through the library.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use session_cli::StoreUrl;
-use session_core::{Record, SessionId, SessionStore, SessionToken, Timestamp};
-use session_test_suite::{ci_mode, server_url, CASES};
+use session_core::{Record, SessionStore, SessionToken};
+use session_test_suite::CASES;
 
 const POSTGRES_VAR: &str = "SESSION_TEST_POSTGRES_URL";
 const REDIS_VAR: &str = "SESSION_TEST_REDIS_URL";
@@ -68,22 +67,8 @@ fn check_passes(url: &str) {
     assert_eq!(stdout.lines().last(), Some(summary.as_str()));
 }
 
-/// The server URL in `var`, or `None` after a loud skip; under CI a missing
-/// server is a failure.
 fn server_or_skip(var: &str, test: &str) -> Option<String> {
-    match server_url(var) {
-        Ok(url) => Some(url),
-        Err(why) if ci_mode() => panic!("{test}: no server under CI: {why:?}"),
-        Err(_) => {
-            // Straight to the process's stderr: libtest captures `eprintln!`
-            // of passing tests, and a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED {test}: {var} is not set ***\n"
-            );
-            None
-        }
-    }
+    session_test_suite::url_or_skip(var, test)
 }
 
 /// A fresh folder under the system temp dir, removed on drop.
@@ -283,16 +268,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn record(user: Option<&str>, ttl: Duration) -> Record {
-    let now = Timestamp::now();
-    Record {
-        key: SessionToken::generate().key(),
-        id: SessionId::generate(),
-        user: user.map(str::to_owned),
-        created_at: now,
-        expires_at: now.saturating_add(ttl),
-        version: 1,
-        data: b"payload".to_vec(),
-    }
+    session_test_suite::cases::record_expiring_in(user, ttl)
 }
 
 /// Alice: two live sessions and one that expires at once; Bob: one live.

@@ -11,34 +11,13 @@ use std::time::{Duration, Instant};
 
 use common::{cluster_nodes, delete_prefix, random_prefix, CLUSTER_VAR, URL_VAR};
 use redis::AsyncCommands;
-use session_core::{
-    Record, SessionConfig, SessionId, SessionManager, SessionStore, SessionToken, Timestamp,
-};
+use session_core::{Record, SessionConfig, SessionManager, SessionStore, Timestamp};
 use session_redis::{RedisOptions, RedisStore};
-use session_test_suite::server_url;
+use session_test_suite::url_or_skip;
 use tokio::process::{Child, Command};
 
-fn url_or_skip(var: &str, test: &str) -> Option<String> {
-    match server_url(var) {
-        Ok(url) => Some(url),
-        Err(_) => {
-            session_test_suite::skip(test, &format!("{var} is not set"));
-            None
-        }
-    }
-}
-
 fn record(user: Option<&str>, ttl: Duration) -> Record {
-    let now = Timestamp::now();
-    Record {
-        key: SessionToken::generate().key(),
-        id: SessionId::generate(),
-        user: user.map(str::to_owned),
-        created_at: now,
-        expires_at: now.saturating_add(ttl),
-        version: 1,
-        data: b"v".to_vec(),
-    }
+    session_test_suite::cases::record_expiring_in(user, ttl)
 }
 
 /// A redis-server of our own on a free loopback port, stopped on drop.

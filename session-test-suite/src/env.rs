@@ -20,6 +20,18 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
 }
 
+/// The server URL in `var` for a backend-specific test named `test`, or
+/// `None` after [`skip`] (which fails under [`ci_mode`]).
+pub fn url_or_skip(var: &str, test: &str) -> Option<String> {
+    match server_url(var) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            skip(test, &format!("{var} is not set"));
+            None
+        }
+    }
+}
+
 /// The server URL in environment variable `var` (for example
 /// `SESSION_TEST_POSTGRES_URL`), or a [`Provision::Skip`] that says which
 /// variable to set.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use session_core::{Record, SessionId, SessionToken, Timestamp};
+use session_core::{Record, SessionToken, Timestamp};
 
 /// A fresh folder under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -29,13 +29,5 @@ impl Drop for TempDir {
 }
 
 pub fn record(user: Option<&str>, now: Timestamp, ttl: Duration) -> Record {
-    Record {
-        key: SessionToken::generate().key(),
-        id: SessionId::generate(),
-        user: user.map(str::to_owned),
-        created_at: now,
-        expires_at: now.saturating_add(ttl),
-        version: 1,
-        data: b"payload".to_vec(),
-    }
+    session_test_suite::cases::record_at(user, now, ttl)
 }

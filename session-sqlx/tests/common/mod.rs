@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use session_core::SessionToken;
 use session_sqlx::PostgresStore;
-use session_test_suite::{server, server_url, Provision, ServerKind, TestStore};
+use session_test_suite::{server, Provision, ServerKind, TestStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -63,11 +63,5 @@ pub async fn fresh_store() -> Provision {
 /// For the Postgres-specific tests: the URL, or `None` after a loud skip (a
 /// failure under CI).
 pub fn url_or_skip(test: &str) -> Option<String> {
-    match server_url(URL_VAR) {
-        Ok(url) => Some(url),
-        Err(_) => {
-            session_test_suite::skip(test, &format!("{URL_VAR} is not set"));
-            None
-        }
-    }
+    session_test_suite::url_or_skip(URL_VAR, test)
 }

@@ -12,13 +12,18 @@ pub const LIVE_FOR: Duration = Duration::from_secs(3600);
 
 /// A live record for `user` with a small payload, version 1.
 pub fn new_record(user: Option<&str>) -> Record {
-    let now = Timestamp::now();
+    record_at(user, Timestamp::now(), LIVE_FOR)
+}
+
+/// A record for `user` created at `now` (from an injected clock, say) that
+/// expires `ttl` later, with a small payload, version 1.
+pub fn record_at(user: Option<&str>, now: Timestamp, ttl: Duration) -> Record {
     Record {
         key: SessionToken::generate().key(),
         id: SessionId::generate(),
         user: user.map(str::to_owned),
         created_at: now,
-        expires_at: now.saturating_add(LIVE_FOR),
+        expires_at: now.saturating_add(ttl),
         version: 1,
         data: b"{\"k\":1}".to_vec(),
     }
