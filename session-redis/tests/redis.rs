@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use common::{cluster_nodes, delete_prefix, random_prefix, CLUSTER_VAR, URL_VAR};
 use redis::AsyncCommands;
 use session_core::{Record, SessionConfig, SessionManager, SessionStore, Timestamp};
 use session_redis::{RedisOptions, RedisStore};
+use session_test_suite::fault::OpStream;
 use session_test_suite::url_or_skip;
 use tokio::process::{Child, Command};
 
@@ -20,17 +22,32 @@ fn record(user: Option<&str>, ttl: Duration) -> Record {
     session_test_suite::cases::record_expiring_in(user, ttl)
 }
 
-/// A redis-server of our own on a free loopback port, stopped on drop.
+/// A redis-server of our own on a free loopback port, killed on drop. It
+/// keeps an append-only file fsynced on every write, in its own directory, so
+/// a restart shows whether acknowledged writes were durable.
 struct OwnServer {
     port: u16,
+    dir: std::path::PathBuf,
     child: Child,
 }
 
 impl OwnServer {
     async fn start(port: u16) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("session-redis-fault-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the redis directory");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -45,7 +62,7 @@ impl OwnServer {
                     .await
                     .is_ok()
                 {
-                    return Self { port, child };
+                    return Self { port, dir, child };
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -53,12 +70,24 @@ impl OwnServer {
         panic!("redis-server on port {port} did not come up");
     }
 
-    async fn stop(mut self) {
-        self.child.kill().await.expect("stop redis-server");
+    /// Kills the server (SIGKILL: no shutdown, no final save) and keeps its
+    /// directory for a restart on the same port.
+    async fn kill(mut self) {
+        self.child.kill().await.expect("kill redis-server");
+        self.dir = std::path::PathBuf::new();
     }
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        if !self.dir.as_os_str().is_empty() {
+            let _ = self.child.start_kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -72,70 +101,63 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_store_recovers_after_its_server_restarts() {
+    const TEST: &str = "the_same_store_recovers_after_its_server_restarts";
     // Needs only the redis-server binary; CI has it, like the shared server.
-    if url_or_skip(URL_VAR, "the_same_store_recovers_after_its_server_restarts").is_none() {
+    if url_or_skip(URL_VAR, TEST).is_none() {
         return;
     }
     let port = free_port();
     let server = OwnServer::start(port).await;
-    let options = RedisOptions::default()
-        .connect_timeout(Duration::from_millis(300))
-        .response_timeout(Duration::from_millis(300));
-    let store = RedisStore::connect(&server.url(), options).await.unwrap();
+    // Default options: 2 s to connect, 2 s for a response.
+    let store = RedisStore::connect(&server.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let store: Arc<dyn SessionStore> = Arc::new(store);
 
-    // A stream of operations against a healthy server.
-    for _ in 0..50 {
-        let r = record(Some("alice"), Duration::from_secs(60));
-        store.create(&r).await.unwrap();
-        assert_eq!(store.load(&r.key).await.unwrap(), Some(r));
-    }
+    let stream = OpStream::start(store.clone(), 4);
+    assert!(
+        stream
+            .wait_for_ok_after(Instant::now(), 300, Duration::from_secs(30))
+            .await,
+        "the stream makes progress on a healthy server"
+    );
 
-    server.stop().await;
-    let mut failures = 0;
-    for _ in 0..10 {
-        let started = Instant::now();
-        let r = record(None, Duration::from_secs(60));
-        match store.create(&r).await {
-            Err(e) => {
-                assert!(
-                    e.is_transient(),
-                    "errors while the server is down are transient: {e:?}"
-                );
-                failures += 1;
-            }
-            Ok(()) => panic!("a write succeeded with the server down"),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "a call while the server is down returns within a bounded time, took {:?}",
-            started.elapsed()
-        );
-    }
-    assert_eq!(failures, 10);
-
-    // Same port, fresh server (no data, no scripts loaded): the same store
-    // reconnects and reloads its scripts after NOSCRIPT.
+    server.kill().await;
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let restart = Instant::now();
+    // Same port and directory: the server replays its append-only file but
+    // has no scripts loaded, so the store must reconnect and reload them.
     let server = OwnServer::start(port).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let r = record(Some("alice"), Duration::from_secs(60));
-    loop {
-        match store.create(&r).await {
-            Ok(()) => break,
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the store did not recover: {e:?}"),
-        }
-    }
-    for _ in 0..50 {
-        let r = record(Some("bob"), Duration::from_secs(60));
-        store.create(&r).await.unwrap();
-        let mut next = r.clone();
-        next.version = 2;
-        store.update(&next, 1).await.unwrap();
-    }
-    assert_eq!(store.list_user("bob").await.unwrap().len(), 50);
-    server.stop().await;
+    assert!(
+        stream
+            .wait_for_ok_after(restart, 300, Duration::from_secs(60))
+            .await,
+        "the same store recovers after the restart"
+    );
+    let report = stream.finish().await;
+
+    report.assert_errors_transient_within(Duration::from_secs(5));
+    let (ok_down, transient_down) = report.counts(down, restart);
+    assert_eq!(
+        ok_down, 0,
+        "no call ends in success while the server is down"
+    );
+    assert!(transient_down > 0, "calls during the outage report errors");
+    report.assert_durable(store.as_ref()).await;
+    let (known, uncertain) = report.tracked_keys();
+    let (ok_after, _) = report.counts(restart, Instant::now());
+    let _ = writeln!(
+        std::io::stderr(),
+        "redis fault: {} calls; during the 5 s outage {ok_down} ok / {transient_down} \
+         transient errors, ok after {ok_after}; slowest call {:?}; first success {:?} after \
+         the restart began; durable check (appendfsync always) over {known} keys \
+         (+{uncertain} with a lost outcome)",
+        report.calls.len(),
+        report.slowest(),
+        report.first_ok_after(restart),
+    );
+    drop(server);
 }
 
 #[tokio::test]
@@ -165,7 +187,7 @@ async fn scripts_are_reloaded_after_script_flush() {
         .expect("create after SCRIPT FLUSH");
     assert_eq!(store.load(&again.key).await.unwrap(), Some(again));
     assert_eq!(store.list_user("alice").await.unwrap().len(), 2);
-    server.stop().await;
+    server.kill().await;
 }
 
 /// Every key and every value under the prefix, as bytes.

@@ -25,6 +25,7 @@ pub mod cases;
 #[cfg(feature = "testcontainers")]
 mod docker;
 mod env;
+pub mod fault;
 mod harness;
 mod registry;
 
