@@ -320,12 +320,12 @@ impl Worker {
         failed
     }
 
-    fn expect(&self, key: &SessionKey, e: Expect) {
+    fn expect(&self, key: SessionKey, e: Expect) {
         self.shared
             .lock()
             .expect("stream state")
             .expect
-            .insert(key.clone(), e);
+            .insert(key, e);
     }
 
     fn error(e: session_core::Error) -> Outcome {
@@ -342,12 +342,12 @@ impl Worker {
         let started = Instant::now();
         let outcome = match self.store.create(&record).await {
             Ok(()) => {
-                self.expect(&record.key, Expect::Known(Some(record.clone())));
+                self.expect(record.key, Expect::Known(Some(record.clone())));
                 self.live.push(record);
                 Outcome::Ok
             }
             Err(e) => {
-                self.expect(&record.key.clone(), Expect::EitherOf(None, Some(record)));
+                self.expect(record.key, Expect::EitherOf(None, Some(record)));
                 Self::error(e)
             }
         };
@@ -375,15 +375,12 @@ impl Worker {
         let started = Instant::now();
         let outcome = match self.store.update(&next, before.version).await {
             Ok(()) => {
-                self.expect(&next.key, Expect::Known(Some(next.clone())));
+                self.expect(next.key, Expect::Known(Some(next.clone())));
                 self.live[i] = next;
                 Outcome::Ok
             }
             Err(e) => {
-                self.expect(
-                    &next.key.clone(),
-                    Expect::EitherOf(Some(before), Some(next)),
-                );
+                self.expect(next.key, Expect::EitherOf(Some(before), Some(next)));
                 self.live.swap_remove(i);
                 Self::error(e)
             }
@@ -398,14 +395,14 @@ impl Worker {
         let started = Instant::now();
         let outcome = match self.store.rotate(&before.key, &next, before.version).await {
             Ok(()) => {
-                self.expect(&before.key, Expect::Known(None));
-                self.expect(&next.key, Expect::Known(Some(next.clone())));
+                self.expect(before.key, Expect::Known(None));
+                self.expect(next.key, Expect::Known(Some(next.clone())));
                 self.live[i] = next;
                 Outcome::Ok
             }
             Err(e) => {
-                self.expect(&before.key, Expect::EitherOf(Some(before.clone()), None));
-                self.expect(&next.key.clone(), Expect::EitherOf(None, Some(next)));
+                self.expect(before.key, Expect::EitherOf(Some(before.clone()), None));
+                self.expect(next.key, Expect::EitherOf(None, Some(next)));
                 self.live.swap_remove(i);
                 Self::error(e)
             }
@@ -418,12 +415,12 @@ impl Worker {
         let started = Instant::now();
         let outcome = match self.store.delete(&before.key).await {
             Ok(true) => {
-                self.expect(&before.key, Expect::Known(None));
+                self.expect(before.key, Expect::Known(None));
                 Outcome::Ok
             }
             Ok(false) => Outcome::Wrong("delete did not find an acknowledged record".into()),
             Err(e) => {
-                self.expect(&before.key.clone(), Expect::EitherOf(Some(before), None));
+                self.expect(before.key, Expect::EitherOf(Some(before), None));
                 Self::error(e)
             }
         };
