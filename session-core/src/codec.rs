@@ -120,11 +120,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::token::SessionId;
+    use crate::token::{SessionId, SessionKey};
     use serde_json::Value;
 
+    const KEY: SessionKey = SessionKey::from_bytes([5; 32]);
+
     fn b(id: &SessionId) -> Binding<'_> {
-        Binding::new(id, None, Timestamp::EPOCH)
+        Binding::new(&KEY, id, None, Timestamp::EPOCH)
     }
 
     fn json_value() -> impl Strategy<Value = Value> {

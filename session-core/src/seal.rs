@@ -8,24 +8,33 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use crate::error::{Error, Result};
 use crate::record::{Record, Timestamp};
-use crate::token::SessionId;
+use crate::token::{SessionId, SessionKey};
 
-/// What a sealed envelope is bound to besides its header: the session id,
-/// and the record fields that policy trusts but stores keep in the clear (the
-/// principal, indexed by stores, and `created_at`, which the absolute timeout
-/// counts from). Someone who can write to the store but holds no key can
-/// neither move a ciphertext to another session nor change who is logged in
-/// or when the session began: the envelope stops opening.
+/// What a sealed envelope is bound to besides its header: the record's key
+/// (the hash of the token that reaches it), the session id, and the record
+/// fields that policy trusts but stores keep in the clear (the principal,
+/// indexed by stores, and `created_at`, which the absolute timeout counts
+/// from). Someone who can write to the store but holds no key can neither
+/// move a ciphertext to another session, nor re-key a record to the hash of a
+/// token of their own choosing, nor change who is logged in or when the
+/// session began: the envelope stops opening.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Binding<'a> {
+    key: &'a SessionKey,
     id: &'a SessionId,
     user: Option<&'a str>,
     created_at: Timestamp,
 }
 
 impl<'a> Binding<'a> {
-    pub(crate) fn new(id: &'a SessionId, user: Option<&'a str>, created_at: Timestamp) -> Self {
+    pub(crate) fn new(
+        key: &'a SessionKey,
+        id: &'a SessionId,
+        user: Option<&'a str>,
+        created_at: Timestamp,
+    ) -> Self {
         Self {
+            key,
             id,
             user,
             created_at,
@@ -34,7 +43,12 @@ impl<'a> Binding<'a> {
 
     /// The binding of a stored record.
     pub(crate) fn of(record: &'a Record) -> Self {
-        Self::new(&record.id, record.user.as_deref(), record.created_at)
+        Self::new(
+            &record.key,
+            &record.id,
+            record.user.as_deref(),
+            record.created_at,
+        )
     }
 }
 
@@ -43,7 +57,7 @@ pub(crate) const SEALED_FORMAT: u8 = 0x02;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + 4;
 const TAG_LEN: usize = 16;
-const AAD_CONTEXT: &[u8] = b"session-core/seal/v1";
+const AAD_CONTEXT: &[u8] = b"session-core/seal/v2";
 
 /// Keys that seal session data with XChaCha20-Poly1305.
 ///
@@ -54,8 +68,9 @@ const AAD_CONTEXT: &[u8] = b"session-core/seal/v1";
 ///
 /// Each envelope is `0x02 | key id (u32, big endian) | 24-byte random nonce |
 /// ciphertext and tag`. The associated data binds the header, the session's
-/// [`SessionId`], its principal and its creation time, so a ciphertext copied
-/// into another session's record, a header edited to name another key, or a
+/// [`SessionId`], the record's key (the token's hash), its principal and its
+/// creation time, so a ciphertext copied into another session's record, a
+/// record moved to another key, a header edited to name another key, or a
 /// `user` or `created_at` column edited in the store, does not open.
 ///
 /// ```
@@ -173,9 +188,10 @@ impl KeyRing {
 
 fn aad(header: &[u8], b: Binding<'_>) -> Vec<u8> {
     let user = b.user.map(str::as_bytes);
-    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + header.len() + 16 + 8 + 1 + 8);
+    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + header.len() + 32 + 16 + 8 + 1 + 8);
     aad.extend_from_slice(AAD_CONTEXT);
     aad.extend_from_slice(header);
+    aad.extend_from_slice(b.key.as_bytes());
     aad.extend_from_slice(&b.id.to_bytes());
     aad.extend_from_slice(&b.created_at.as_millis().to_be_bytes());
     // Length-prefixed, and None distinct from Some(""), so no two bindings
@@ -201,19 +217,28 @@ mod tests {
         KeyRing::new(7, [7u8; 32])
     }
 
+    const KEY: SessionKey = SessionKey::from_bytes([3; 32]);
+
     fn b(id: &SessionId) -> Binding<'_> {
-        Binding::new(id, Some("alice"), Timestamp::from_millis(1_000))
+        Binding::new(&KEY, id, Some("alice"), Timestamp::from_millis(1_000))
     }
 
     #[test]
-    fn editing_the_user_or_created_at_in_the_store_breaks_the_seal() {
+    fn editing_the_key_user_or_created_at_in_the_store_breaks_the_seal() {
         let id = SessionId::generate();
+        let other_key = SessionKey::from_bytes([4; 32]);
         let sealed = ring().seal(b(&id), b"data").unwrap();
         for other in [
-            Binding::new(&id, Some("admin"), Timestamp::from_millis(1_000)),
-            Binding::new(&id, None, Timestamp::from_millis(1_000)),
-            Binding::new(&id, Some(""), Timestamp::from_millis(1_000)),
-            Binding::new(&id, Some("alice"), Timestamp::from_millis(1_001)),
+            Binding::new(
+                &other_key,
+                &id,
+                Some("alice"),
+                Timestamp::from_millis(1_000),
+            ),
+            Binding::new(&KEY, &id, Some("admin"), Timestamp::from_millis(1_000)),
+            Binding::new(&KEY, &id, None, Timestamp::from_millis(1_000)),
+            Binding::new(&KEY, &id, Some(""), Timestamp::from_millis(1_000)),
+            Binding::new(&KEY, &id, Some("alice"), Timestamp::from_millis(1_001)),
         ] {
             let err = ring().open(other, &sealed).unwrap_err();
             assert!(matches!(err, Error::Decode { .. }), "{err:?}");

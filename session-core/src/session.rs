@@ -525,8 +525,9 @@ impl Session {
             None => {
                 let token = SessionToken::generate();
                 let id = SessionId::generate();
+                let key = token.key();
                 let record = Record {
-                    key: token.key(),
+                    key,
                     id,
                     user: view.user.clone(),
                     created_at: now,
@@ -534,15 +535,18 @@ impl Session {
                     version: 1,
                     data: encode(
                         &view.payload,
-                        Binding::new(&id, view.user.as_deref(), now),
+                        Binding::new(&key, &id, view.user.as_deref(), now),
                         config.keys(),
                     )?,
                 };
                 Plan::Create(record, token, view)
             }
             Some(stored) if st.rotate || n > 0 => {
-                let mut record = Record {
-                    key: stored.key,
+                // The new key is chosen first: the seal binds it.
+                let token = st.rotate.then(SessionToken::generate);
+                let key = token.as_ref().map_or(stored.key, SessionToken::key);
+                let record = Record {
+                    key,
                     id: stored.id,
                     user: view.user.clone(),
                     created_at: stored.created_at,
@@ -550,16 +554,13 @@ impl Session {
                     version: stored.version + 1,
                     data: encode(
                         &view.payload,
-                        Binding::new(&stored.id, view.user.as_deref(), stored.created_at),
+                        Binding::new(&key, &stored.id, view.user.as_deref(), stored.created_at),
                         config.keys(),
                     )?,
                 };
-                if st.rotate {
-                    let token = SessionToken::generate();
-                    record.key = token.key();
-                    Plan::Rotate(stored.key, record, token, view)
-                } else {
-                    Plan::Update(record, view)
+                match token {
+                    Some(token) => Plan::Rotate(stored.key, record, token, view),
+                    None => Plan::Update(record, view),
                 }
             }
             Some(stored) => match st.touch_to {

@@ -131,3 +131,37 @@ async fn editing_the_principal_or_creation_time_in_the_store_is_a_decode_error()
     let err = f.manager.load(Some(&token)).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_sealed_record_moved_to_a_key_of_the_attackers_choosing_is_a_decode_error() {
+    let f = fixture(default_config().sealing_keys(ring_v1()));
+    let s = f.manager.load(None).await.unwrap();
+    s.login("alice");
+    s.insert("role", &"admin").unwrap();
+    let token = s.commit().await.unwrap().token().unwrap().expose();
+    // Rotation re-seals under the new key, so the moved session still opens.
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    s.rotate();
+    let token = s.commit().await.unwrap().token().unwrap().expose();
+    assert_eq!(
+        f.manager
+            .load(Some(&token))
+            .await
+            .unwrap()
+            .get::<String>("role")
+            .unwrap()
+            .as_deref(),
+        Some("admin")
+    );
+
+    // Someone with write access but no key copies alice's record under the
+    // hash of a token they made up, hoping to hold her session.
+    let raw = f.store.inner_record(&token).await;
+    let theirs = session_core::SessionToken::generate();
+    let mut forged = raw.clone();
+    forged.key = theirs.key();
+    f.store.inner.delete(&raw.key).await.unwrap();
+    f.store.inner.create(&forged).await.unwrap();
+    let err = f.manager.load(Some(&theirs.expose())).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
