@@ -95,3 +95,32 @@ impl TransportConfig {
         cookie::time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TransportConfig;
+
+    #[test]
+    fn the_default_cookie_is_host_prefixed_and_secure() {
+        let c = TransportConfig::default();
+        assert_eq!(c.cookie_name(), "__Host-session");
+    }
+
+    #[test]
+    #[should_panic(expected = "__Host- prefix")]
+    fn a_secure_cookie_without_the_host_prefix_is_refused_at_start_up() {
+        let _ = TransportConfig::default().with_cookie_name("session");
+    }
+
+    #[test]
+    #[should_panic(expected = "__Host- prefix")]
+    fn a_development_cookie_with_the_host_prefix_is_refused_at_start_up() {
+        let _ = TransportConfig::development().with_cookie_name("__Host-dev");
+    }
+
+    #[test]
+    #[should_panic(expected = "not a valid cookie name")]
+    fn an_invalid_cookie_name_is_refused_at_start_up() {
+        let _ = TransportConfig::default().with_cookie_name("__Host-a b");
+    }
+}

@@ -471,3 +471,29 @@ async fn concurrent_increments_over_http_are_never_lost() {
     let s = app.manager.load(Some(&token)).await.unwrap();
     assert_eq!(s.get::<u64>("count").unwrap(), Some(32));
 }
+
+#[tokio::test]
+async fn undecodable_stored_data_starts_a_fresh_session_instead_of_failing() {
+    let app = serve(TransportConfig::default()).await;
+    let token = send(&app, Method::POST, "/write", &[]).await.token();
+    // The stored data is damaged (or sealed under a key the ring dropped).
+    let key = session_core::SessionToken::parse(&token).unwrap().key();
+    let mut raw = app.store.inner.load(&key).await.unwrap().unwrap();
+    raw.data = b"\x01{not json".to_vec();
+    raw.version += 1;
+    app.store.inner.update(&raw, raw.version - 1).await.unwrap();
+
+    // A read answers normally, as a new empty session, and tells the
+    // client to drop the unusable cookie.
+    let r = send(&app, Method::GET, "/read", &[cookie(&token)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, json!({ "n": null, "user": null }));
+    let clearing = cookie::Cookie::parse(r.only_cookie().to_owned()).unwrap();
+    assert_eq!(clearing.value(), "");
+    assert_eq!(clearing.max_age(), Some(cookie::time::Duration::ZERO));
+
+    // A write on it gets a fresh token; the damaged record is not reused.
+    let r = send(&app, Method::POST, "/write", &[cookie(&token)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_ne!(r.token(), token);
+}

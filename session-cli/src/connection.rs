@@ -163,6 +163,40 @@ impl Connection {
         })
     }
 
+    /// Deletes every session in the default namespace, of every user and
+    /// anonymous ones too ("log everyone out"), and returns how many records
+    /// were deleted (expired ones not yet purged included). sled clears the
+    /// namespace's trees, PostgreSQL runs `DELETE` on the table, Redis
+    /// deletes every key under the prefix on every master node. Requests in
+    /// flight may still write their session back; run it again after a
+    /// deploy that must not see them.
+    pub async fn revoke_all(&self) -> Result<u64> {
+        match &self.inner {
+            Inner::Memory => Ok(0),
+            Inner::Sled(db) => {
+                SledStore::from_db(db.clone(), SledOptions::default())?
+                    .clear()
+                    .await
+            }
+            Inner::Postgres(store) => {
+                require_table(store).await?;
+                let table = store.table_name();
+                let done = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                    .execute(store.pool())
+                    .await
+                    .map_err(|e| Error::backend("postgres", e))?;
+                Ok(done.rows_affected())
+            }
+            Inner::Redis(admin) => {
+                let prefix = default_redis_prefix(admin);
+                let records = admin.scan(&format!("{}s:*", glob_escape(&prefix))).await?;
+                let all = admin.scan(&format!("{}*", glob_escape(&prefix))).await?;
+                admin.delete(&all).await?;
+                Ok(records.len() as u64)
+            }
+        }
+    }
+
     /// Backend-specific numbers about the default namespace (see [`Stats`]).
     pub async fn stats(&self) -> Result<Stats> {
         match &self.inner {
@@ -191,16 +225,8 @@ impl Connection {
                 Ok(Stats::postgres(table, live, expired, users))
             }
             Inner::Redis(admin) => {
-                // The prefix an application gets with default options.
-                let store = match admin {
-                    RedisAdmin::Single(c) => {
-                        RedisStore::from_connection_manager(c.clone(), &RedisOptions::default())
-                    }
-                    RedisAdmin::Cluster(c) => {
-                        RedisStore::from_cluster_connection(c.clone(), &RedisOptions::default())
-                    }
-                };
-                let prefix = store.prefix();
+                let prefix = default_redis_prefix(admin);
+                let prefix = prefix.as_str();
                 let nodes = admin.masters().await?;
                 let records = admin.scan(&format!("{}s:*", glob_escape(prefix))).await?;
                 let indexes = admin.scan(&format!("{}u:*", glob_escape(prefix))).await?;
@@ -214,6 +240,19 @@ impl Connection {
             }
         }
     }
+}
+
+/// The Redis key prefix an application gets with default options.
+fn default_redis_prefix(admin: &RedisAdmin) -> String {
+    let store = match admin {
+        RedisAdmin::Single(c) => {
+            RedisStore::from_connection_manager(c.clone(), &RedisOptions::default())
+        }
+        RedisAdmin::Cluster(c) => {
+            RedisStore::from_cluster_connection(c.clone(), &RedisOptions::default())
+        }
+    };
+    store.prefix().to_owned()
 }
 
 async fn require_table(store: &PostgresStore) -> Result<()> {

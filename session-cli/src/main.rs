@@ -20,6 +20,7 @@ Usage:
   sessionctl check [--jobs N] [--filter TEXT] URL
   sessionctl list-user URL USER
   sessionctl revoke-user URL USER
+  sessionctl revoke-all --yes URL
   sessionctl purge URL
   sessionctl stats URL
   sessionctl help [COMMAND]
@@ -36,6 +37,9 @@ Commands:
                Never prints keys or tokens.
   revoke-user  Delete all of a user's sessions (\"log out everywhere\"); prints
                how many were revoked.
+  revoke-all   Delete every session of every user, anonymous ones included
+               (after a breach, say). Needs --yes. Prints how many sessions
+               were deleted.
   purge        Remove expired sessions; prints how many were removed.
   stats        Backend-specific numbers: sled records and index consistency,
                PostgreSQL live and expired rows, Redis session and index keys.
@@ -48,7 +52,7 @@ URL (one syntax everywhere):
   redis://[user:pass@]host:6379[/db]        Redis (also rediss://), keys session:*
   redis+cluster://[user:pass@]h:p,h:p       Redis Cluster, keys session:*
 
-  list-user, revoke-user, purge and stats work on the default namespace, as an
+  list-user, revoke-user, revoke-all, purge and stats work on the default namespace, as an
   application opening the same URL sees it. They create nothing: a missing sled
   folder or PostgreSQL table is an error.
 
@@ -66,6 +70,7 @@ fn usage_of(command: &str) -> &'static str {
         "check" => "sessionctl check [--jobs N] [--filter TEXT] URL",
         "list-user" => "sessionctl list-user URL USER",
         "revoke-user" => "sessionctl revoke-user URL USER",
+        "revoke-all" => "sessionctl revoke-all --yes URL",
         "purge" => "sessionctl purge URL",
         "stats" => "sessionctl stats URL",
         _ => "sessionctl COMMAND ARGS (see sessionctl --help)",
@@ -89,6 +94,9 @@ enum Command {
         url: StoreUrl,
         user: String,
     },
+    RevokeAll {
+        url: StoreUrl,
+    },
     Purge {
         url: StoreUrl,
     },
@@ -104,6 +112,7 @@ impl Command {
             Self::Check { url, .. }
             | Self::ListUser { url, .. }
             | Self::RevokeUser { url, .. }
+            | Self::RevokeAll { url }
             | Self::Purge { url }
             | Self::Stats { url } => Some(url),
         }
@@ -132,13 +141,14 @@ fn parse_args(args: &[String]) -> Result<Command, Usage> {
     match command {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" => return Ok(Command::Version),
-        "check" | "list-user" | "revoke-user" | "purge" | "stats" => {}
+        "check" | "list-user" | "revoke-user" | "revoke-all" | "purge" | "stats" => {}
         other => return Err(usage("", format!("unknown command {other:?}"))),
     }
 
     let mut positional = Vec::new();
     let mut jobs = DEFAULT_JOBS;
     let mut filter = None;
+    let mut confirmed = false;
     let mut rest = rest.iter();
     let mut options_done = false;
     while let Some(arg) = rest.next() {
@@ -172,6 +182,7 @@ fn parse_args(args: &[String]) -> Result<Command, Usage> {
                 };
             }
             ("check", "-f" | "--filter") => filter = Some(value("some text")?),
+            ("revoke-all", "--yes") => confirmed = true,
             _ => {
                 return Err(usage(
                     command,
@@ -197,6 +208,12 @@ fn parse_args(args: &[String]) -> Result<Command, Usage> {
         };
         return Err(usage(command, format!("{command} takes {what}, got {got}")));
     }
+    if command == "revoke-all" && !confirmed {
+        return Err(usage(
+            command,
+            "revoke-all ends every session of every user; add --yes to confirm",
+        ));
+    }
     let url = StoreUrl::parse(&positional[0]).map_err(|e| match e {
         Error::InvalidInput(why) => usage(command, format!("bad store URL: {why}")),
         other => usage(command, format!("bad store URL: {other}")),
@@ -206,6 +223,7 @@ fn parse_args(args: &[String]) -> Result<Command, Usage> {
         "check" => Command::Check { url, jobs, filter },
         "list-user" => Command::ListUser { url, user },
         "revoke-user" => Command::RevokeUser { url, user },
+        "revoke-all" => Command::RevokeAll { url },
         "purge" => Command::Purge { url },
         _ => Command::Stats { url },
     })
@@ -303,6 +321,14 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             println!(
                 "revoked {revoked} {} of user {user:?}",
                 plural(revoked, "session", "sessions")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RevokeAll { url } => {
+            let deleted = connect_existing(&url).await?.revoke_all().await?;
+            println!(
+                "revoked {deleted} {} of all users",
+                plural(deleted, "session", "sessions")
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -426,3 +426,41 @@ fn a_bad_password_never_reaches_the_output() {
     assert!(all.contains("redis://:***@127.0.0.1:1"), "{all}");
     assert!(!all.contains("topsecret"), "{all}");
 }
+
+#[test]
+fn revoke_all_needs_yes_then_ends_every_session_of_every_user() {
+    let dir = TempDir::new("revoke-all");
+    let records = fill_sled(&dir);
+    let url = dir.url();
+
+    let out = sessionctl(&["revoke-all", &url]);
+    assert_eq!(out.status.code(), Some(2), "refused without --yes");
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+    let out = sessionctl(&["list-user", &url, "alice"]);
+    assert!(
+        text(&out.stdout).contains("2 live sessions of user \"alice\""),
+        "nothing was deleted without --yes"
+    );
+
+    let out = sessionctl(&["revoke-all", "--yes", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("revoked {} sessions of all users", records.len())
+    );
+    for user in ["alice", "bob"] {
+        let out = sessionctl(&["list-user", &url, user]);
+        assert!(text(&out.stdout).contains(&format!("0 live sessions of user \"{user}\"")));
+    }
+    let out = sessionctl(&["stats", &url]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("indexes: consistent"), "{stdout}");
+
+    // No record loads any more.
+    let runtime = runtime();
+    let store = session_sled::SledStore::open(&dir.0).unwrap();
+    for r in &records {
+        assert!(runtime.block_on(store.load(&r.key)).unwrap().is_none());
+    }
+}

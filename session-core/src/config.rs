@@ -135,3 +135,19 @@ impl SessionConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::SessionConfig;
+
+    #[test]
+    fn defaults_are_the_documented_30_minutes_idle_and_24_hours_absolute() {
+        let c = SessionConfig::default();
+        assert_eq!(c.idle(), Duration::from_secs(30 * 60));
+        assert_eq!(c.absolute(), Duration::from_secs(24 * 3600));
+        assert_eq!(c.max_per_user(), None, "no per-user cap unless set");
+        assert!(c.validate().is_ok());
+    }
+}

@@ -142,3 +142,37 @@ async fn destroy_ends_a_session_by_token_in_one_round_trip() {
     assert!(!f.manager.destroy("not a token").await.unwrap());
     assert!(f.manager.load(Some(&token)).await.unwrap().is_new());
 }
+
+#[tokio::test]
+async fn re_authenticating_a_logged_in_session_issues_a_new_token_and_kills_the_previous_one() {
+    let f = fixture(default_config());
+    let s = f.manager.load(None).await.unwrap();
+    s.login("alice");
+    let first = s.commit().await.unwrap().token().unwrap().expose();
+
+    // The same person signs in again (say, a step-up prompt) on that session.
+    let s = f.manager.load(Some(&first)).await.unwrap();
+    assert_eq!(s.user().as_deref(), Some("alice"));
+    s.login("alice");
+    let second = s
+        .commit()
+        .await
+        .unwrap()
+        .token()
+        .expect("re-authentication issues a new token")
+        .expose();
+    assert_ne!(second, first);
+    assert!(
+        f.manager.load(Some(&first)).await.unwrap().is_new(),
+        "the previously authenticated token is dead"
+    );
+    assert_eq!(
+        f.manager
+            .load(Some(&second))
+            .await
+            .unwrap()
+            .user()
+            .as_deref(),
+        Some("alice")
+    );
+}

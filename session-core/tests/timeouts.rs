@@ -198,3 +198,31 @@ async fn inconsistent_configs_are_rejected() {
         assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
     }
 }
+
+#[tokio::test]
+async fn shortening_the_absolute_timeout_applies_to_sessions_stored_before() {
+    // Stored while the absolute timeout was 60 minutes.
+    let f = fixture(default_config().idle_timeout(120 * MIN));
+    let token = stored_session(&f).await;
+    // The deployment now says 30 minutes: a manager on the same store and
+    // clock ends the session at created_at + 30 min, not at + 60 min.
+    let strict = SessionManager::with_clock(
+        f.store.clone(),
+        default_config()
+            .idle_timeout(120 * MIN)
+            .absolute_timeout(30 * MIN),
+        std::sync::Arc::new(f.clock.clone()),
+    )
+    .unwrap();
+    f.clock.advance(30 * MIN - MS);
+    assert!(!strict.load(Some(&token)).await.unwrap().is_new());
+    f.clock.advance(MS);
+    assert!(
+        strict.load(Some(&token)).await.unwrap().is_new(),
+        "the shorter absolute timeout ends the older session"
+    );
+    assert!(
+        !f.manager.load(Some(&token)).await.unwrap().is_new(),
+        "the record itself is still there (the 60-minute manager loads it)"
+    );
+}

@@ -363,3 +363,46 @@ async fn html_forms_need_the_sessions_csrf_token() {
         .text
         .contains("Signed in as <strong id=\"user\">alice</strong>"));
 }
+
+#[tokio::test]
+async fn the_token_reaches_the_client_only_in_set_cookie() {
+    let demo = start().await;
+    let c = Client::new(&demo, "token-audit");
+    let mut replies = Vec::new();
+    let mut tokens = Vec::new();
+    let mut step = |reply: common::Reply, c: &Client| {
+        tokens.extend(c.token());
+        replies.push(reply);
+    };
+    step(c.get("/").await, &c);
+    step(c.post_empty("/api/counter").await, &c);
+    step(c.login("alice").await, &c);
+    step(c.post_empty("/api/counter").await, &c);
+    step(c.get("/api/me").await, &c);
+    step(c.get("/api/sessions").await, &c);
+    step(c.get("/").await, &c);
+    step(c.post_empty("/api/logout").await, &c);
+    tokens.dedup();
+    assert!(
+        tokens.len() >= 2,
+        "the cycle issued an anonymous and a login token"
+    );
+
+    for (i, reply) in replies.iter().enumerate() {
+        for token in &tokens {
+            assert!(
+                !reply.text.contains(token.as_str()),
+                "step {i}: the body contains a token"
+            );
+            for (name, value) in &reply.headers {
+                if name == axum::http::header::SET_COOKIE {
+                    continue;
+                }
+                assert!(
+                    !String::from_utf8_lossy(value.as_bytes()).contains(token.as_str()),
+                    "step {i}: header {name} contains a token"
+                );
+            }
+        }
+    }
+}

@@ -288,6 +288,20 @@ impl SledStore {
         Ok(())
     }
 
+    /// Deletes every record of this namespace, live or expired, and its
+    /// indexes, then flushes; returns how many records there were. For
+    /// "log everyone out" (`sessionctl revoke-all`), not for requests: it is
+    /// not one transaction with writes running at the same time.
+    pub async fn clear(&self) -> Result<u64> {
+        let inner = &self.inner;
+        let count = inner.records.len() as u64;
+        inner.records.clear().map_err(storage)?;
+        inner.users.clear().map_err(storage)?;
+        inner.expiry.clear().map_err(storage)?;
+        self.flush().await?;
+        Ok(count)
+    }
+
     /// How many expiry-index entries all `purge_expired` calls so far have
     /// read. Diagnostic: purging reads what expired, not what is stored.
     pub fn purge_examined(&self) -> u64 {

@@ -40,6 +40,7 @@ pub async fn start() -> Demo {
 
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub set_cookies: Vec<String>,
     pub text: String,
     pub json: Value,
@@ -95,6 +96,7 @@ impl Client {
             .await
             .unwrap();
         let status = res.status();
+        let headers = res.headers().clone();
         let set_cookies: Vec<String> = res
             .headers()
             .get_all(header::SET_COOKIE)
@@ -113,6 +115,7 @@ impl Client {
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
             status,
+            headers,
             set_cookies,
             text,
             json,
