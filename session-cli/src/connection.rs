@@ -189,10 +189,16 @@ impl Connection {
             }
             Inner::Redis(admin) => {
                 let prefix = default_redis_prefix(admin);
-                let records = admin.scan(&format!("{}s:*", glob_escape(&prefix))).await?;
+                // One scan: every key under the prefix goes; the records
+                // (`<prefix>s:…`) are the count.
                 let all = admin.scan(&format!("{}*", glob_escape(&prefix))).await?;
+                let record_prefix = format!("{prefix}s:");
+                let records = all
+                    .iter()
+                    .filter(|k| k.starts_with(record_prefix.as_bytes()))
+                    .count();
                 admin.delete(&all).await?;
-                Ok(records.len() as u64)
+                Ok(records as u64)
             }
         }
     }

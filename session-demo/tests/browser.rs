@@ -21,14 +21,6 @@ use tokio::process::Command;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "session-demo-{tag}-{}-{}",
@@ -123,7 +115,7 @@ async fn a_person_logs_in_counts_sees_sessions_and_logs_out_in_chromium() {
     let app_port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let driver_port = free_port();
+    let driver_port = session_test_suite::free_loopback_port();
     let mut driver = Command::new(CHROMEDRIVER)
         .arg(format!("--port={driver_port}"))
         .stdout(Stdio::null())

@@ -8,7 +8,7 @@
 //! run one after the other, never together.
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,14 +45,6 @@ fn clients() -> usize {
         .unwrap_or(200)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The demo binary, killed on drop.
 struct DemoProcess {
     child: Child,
@@ -61,7 +53,7 @@ struct DemoProcess {
 
 impl DemoProcess {
     fn spawn(store: &str, log: &PathBuf) -> Self {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], session_test_suite::free_loopback_port()));
         let log = std::fs::File::create(log).expect("create the demo log");
         let child = Command::new(env!("CARGO_BIN_EXE_session-demo"))
             .args([

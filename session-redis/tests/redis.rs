@@ -5,17 +5,15 @@
 mod common;
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{cluster_nodes, delete_prefix, random_prefix, CLUSTER_VAR, URL_VAR};
 use redis::AsyncCommands;
 use session_core::{Record, SessionConfig, SessionManager, SessionStore, Timestamp};
 use session_redis::{RedisOptions, RedisStore};
-use session_test_suite::fault::OpStream;
-use session_test_suite::url_or_skip;
+use session_test_suite::{fault, free_loopback_port, url_or_skip};
 use tokio::process::{Child, Command};
 
 fn record(user: Option<&str>, ttl: Duration) -> Record {
@@ -23,19 +21,36 @@ fn record(user: Option<&str>, ttl: Duration) -> Record {
 }
 
 /// A redis-server of our own on a free loopback port, killed on drop. It
-/// keeps an append-only file fsynced on every write, in its own directory, so
-/// a restart shows whether acknowledged writes were durable.
+/// keeps an append-only file, fsynced on every write, in `dir`, so a restart
+/// on the same directory shows whether acknowledged writes were durable.
 struct OwnServer {
     port: u16,
-    dir: std::path::PathBuf,
     child: Child,
 }
 
-impl OwnServer {
-    async fn start(port: u16) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("session-redis-fault-{}-{port}", std::process::id()));
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "session-redis-{tag}-{}-{}",
+            std::process::id(),
+            &session_core::SessionToken::generate().key().to_hex()[..12]
+        ));
         std::fs::create_dir_all(&dir).expect("create the redis directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl OwnServer {
+    async fn start(port: u16, dir: &TempDir) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -47,7 +62,7 @@ impl OwnServer {
                 "always",
             ])
             .arg("--dir")
-            .arg(&dir)
+            .arg(&dir.0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -62,7 +77,7 @@ impl OwnServer {
                     .await
                     .is_ok()
                 {
-                    return Self { port, dir, child };
+                    return Self { port, child };
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -70,33 +85,14 @@ impl OwnServer {
         panic!("redis-server on port {port} did not come up");
     }
 
-    /// Kills the server (SIGKILL: no shutdown, no final save) and keeps its
-    /// directory for a restart on the same port.
+    /// Kills the server (SIGKILL: no shutdown, no final save).
     async fn kill(mut self) {
         self.child.kill().await.expect("kill redis-server");
-        self.dir = std::path::PathBuf::new();
     }
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        if !self.dir.as_os_str().is_empty() {
-            let _ = self.child.start_kill();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,58 +102,33 @@ async fn the_same_store_recovers_after_its_server_restarts() {
     if url_or_skip(URL_VAR, TEST).is_none() {
         return;
     }
-    let port = free_port();
-    let server = OwnServer::start(port).await;
+    let port = free_loopback_port();
+    let dir = TempDir::new("fault");
+    let server = OwnServer::start(port, &dir).await;
     // Default options: 2 s to connect, 2 s for a response.
     let store = RedisStore::connect(&server.url(), RedisOptions::default())
         .await
         .unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(store);
 
-    let stream = OpStream::start(store.clone(), 4);
-    assert!(
-        stream
-            .wait_for_ok_after(Instant::now(), 300, Duration::from_secs(30))
-            .await,
-        "the stream makes progress on a healthy server"
-    );
-
-    server.kill().await;
-    let down = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let restart = Instant::now();
-    // Same port and directory: the server replays its append-only file but
-    // has no scripts loaded, so the store must reconnect and reload them.
-    let server = OwnServer::start(port).await;
-    assert!(
-        stream
-            .wait_for_ok_after(restart, 300, Duration::from_secs(60))
-            .await,
-        "the same store recovers after the restart"
-    );
-    let report = stream.finish().await;
-
-    report.assert_errors_transient_within(Duration::from_secs(5));
-    let (ok_down, transient_down) = report.counts(down, restart);
-    assert_eq!(
-        ok_down, 0,
-        "no call ends in success while the server is down"
-    );
-    assert!(transient_down > 0, "calls during the outage report errors");
-    report.assert_durable(store.as_ref()).await;
-    let (known, uncertain) = report.tracked_keys();
-    let (ok_after, _) = report.counts(restart, Instant::now());
+    // Restarted on the same port and directory, the server replays its
+    // append-only file but has no scripts loaded: the store must reconnect
+    // and reload them.
+    let (server, outage) = fault::outage(
+        store.clone(),
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+        server.kill(),
+        OwnServer::start(port, &dir),
+    )
+    .await;
+    outage.report.assert_durable(store.as_ref()).await;
     let _ = writeln!(
         std::io::stderr(),
-        "redis fault: {} calls; during the 5 s outage {ok_down} ok / {transient_down} \
-         transient errors, ok after {ok_after}; slowest call {:?}; first success {:?} after \
-         the restart began; durable check (appendfsync always) over {known} keys \
-         (+{uncertain} with a lost outcome)",
-        report.calls.len(),
-        report.slowest(),
-        report.first_ok_after(restart),
+        "redis fault (appendfsync always): {}",
+        outage.summary()
     );
-    drop(server);
+    server.kill().await;
 }
 
 #[tokio::test]
@@ -165,7 +136,8 @@ async fn scripts_are_reloaded_after_script_flush() {
     if url_or_skip(URL_VAR, "scripts_are_reloaded_after_script_flush").is_none() {
         return;
     }
-    let server = OwnServer::start(free_port()).await;
+    let dir = TempDir::new("script-flush");
+    let server = OwnServer::start(free_loopback_port(), &dir).await;
     let store = RedisStore::connect(&server.url(), RedisOptions::default())
         .await
         .unwrap();

@@ -5,14 +5,13 @@
 //! `/usr/lib/postgresql/*/bin`), not the shared server.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use session_core::SessionStore;
 use session_sqlx::PostgresStore;
-use session_test_suite::fault::OpStream;
+use session_test_suite::fault;
 use session_test_suite::skip;
 use tokio::process::Command;
 
@@ -48,19 +47,11 @@ fn bindir() -> Option<PathBuf> {
         .max()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl OwnPostgres {
     async fn init(bindir: PathBuf) -> Self {
         let uid = std::process::Command::new("id").arg("-u").output();
         let as_postgres = uid.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        let port = free_port();
+        let port = session_test_suite::free_loopback_port();
         let dir =
             std::env::temp_dir().join(format!("session-pg-fault-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the data directory");
@@ -177,52 +168,17 @@ async fn acknowledged_writes_survive_a_server_crash_and_the_same_store_recovers(
     store.migrate().await.unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(store);
 
-    let stream = OpStream::start(store.clone(), 4);
-    assert!(
-        stream
-            .wait_for_ok_after(Instant::now(), 300, Duration::from_secs(30))
-            .await,
-        "the stream makes progress on a healthy server"
-    );
-
-    server.crash().await;
-    let down = Instant::now();
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    let restart = Instant::now();
-    server.start().await;
-    assert!(
-        stream
-            .wait_for_ok_after(restart, 300, Duration::from_secs(60))
-            .await,
-        "the same store recovers after the restart"
-    );
-    let report = stream.finish().await;
-
-    // Every error was transient and no call hung: the pool gives up on a
-    // connection after 5 s.
-    report.assert_errors_transient_within(Duration::from_secs(8));
-    let (ok_before, _) = report.counts(down - Duration::from_secs(3600), down);
-    let (ok_down, transient_down) = report.counts(down, restart);
-    assert_eq!(
-        ok_down, 0,
-        "no call ends in success while the server is down"
-    );
-    assert!(transient_down > 0, "calls during the outage report errors");
-    let (ok_after, _) = report.counts(restart, Instant::now());
-
+    // The pool gives up on a connection after 5 s, so no call takes longer.
+    let ((), outage) = fault::outage(
+        store.clone(),
+        Duration::from_secs(8),
+        Duration::from_secs(8),
+        server.crash(),
+        server.start(),
+    )
+    .await;
     // Every acknowledged write is there after the crash; writes whose
     // outcome was lost show their old or their new state.
-    report.assert_durable(store.as_ref()).await;
-    let (known, uncertain) = report.tracked_keys();
-
-    let _ = writeln!(
-        std::io::stderr(),
-        "postgres fault: {} calls; ok before the crash {ok_before}, during the 8 s outage \
-         {ok_down} ok / {transient_down} transient errors, ok after {ok_after}; slowest call \
-         {:?}; first success {:?} after the restart began; durable check over {known} keys \
-         (+{uncertain} with a lost outcome)",
-        report.calls.len(),
-        report.slowest(),
-        report.first_ok_after(restart),
-    );
+    outage.report.assert_durable(store.as_ref()).await;
+    let _ = writeln!(std::io::stderr(), "postgres fault: {}", outage.summary());
 }

@@ -20,6 +20,15 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
 }
 
+/// A loopback TCP port that was free a moment ago, for a server a test
+/// starts itself (another process could take it first; tests accept that).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
 /// The server URL in `var` for a backend-specific test named `test`, or
 /// `None` after [`skip`] (which fails under [`ci_mode`]).
 pub fn url_or_skip(var: &str, test: &str) -> Option<String> {

@@ -9,21 +9,24 @@
 //! acknowledged is still there, while a write whose outcome was lost to the
 //! fault shows either its old or its new state and nothing else.
 //!
+//! [`outage`] runs the whole scenario around a backend's own stop and
+//! restart steps and checks the parts every backend shares:
+//!
 //! ```ignore
-//! let stream = OpStream::start(store.clone(), 4);
-//! assert!(stream.wait_for_ok_after(Instant::now(), 20, Duration::from_secs(10)).await);
-//! server.stop();
-//! let down = Instant::now();
-//! tokio::time::sleep(Duration::from_secs(3)).await;
-//! server.start();
-//! let up = Instant::now();
-//! assert!(stream.wait_for_ok_after(up, 20, Duration::from_secs(30)).await);
-//! let report = stream.finish().await;
-//! report.assert_errors_transient_within(Duration::from_secs(8));
-//! report.assert_durable(store.as_ref()).await;
+//! let (server, outage) = fault::outage(
+//!     store.clone(),
+//!     Duration::from_secs(5), // down this long
+//!     Duration::from_secs(8), // no call may take longer
+//!     server.kill(),
+//!     async { Server::start(port).await },
+//! )
+//! .await;
+//! outage.report.assert_durable(store.as_ref()).await;
+//! eprintln!("{}", outage.summary());
 //! ```
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -426,4 +429,95 @@ impl Worker {
         };
         self.log("delete", started, outcome)
     }
+}
+
+/// What [`outage`] saw: the stream's report and when the server went down
+/// and began its restart.
+pub struct Outage {
+    /// Every call of the stream.
+    pub report: StreamReport,
+    /// How long the server was down.
+    pub down_for: Duration,
+    /// When the stop step returned.
+    pub down: Instant,
+    /// When the restart step began.
+    pub restart: Instant,
+}
+
+impl Outage {
+    /// One line of figures: calls before, during and after the outage, the
+    /// slowest call, the time to the first success after the restart, and
+    /// how many keys the durability check covers.
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let (ok_before, _) = r.counts(self.down - Duration::from_secs(3600), self.down);
+        let (ok_down, transient_down) = r.counts(self.down, self.restart);
+        let (ok_after, _) = r.counts(self.restart, Instant::now() + Duration::from_secs(3600));
+        let (known, uncertain) = r.tracked_keys();
+        format!(
+            "{} calls; ok before the stop {ok_before}, during the {:?} outage {ok_down} ok / \
+             {transient_down} transient errors, ok after {ok_after}; slowest call {:?}; first \
+             success {:?} after the restart began; durability covers {known} keys (+{uncertain} \
+             with a lost outcome)",
+            r.calls.len(),
+            self.down_for,
+            r.slowest(),
+            r.first_ok_after(self.restart),
+        )
+    }
+}
+
+/// The fault scenario: four workers run an [`OpStream`] on `store` until 300
+/// calls succeed, `stop` takes the server down, it stays down for
+/// `down_for`, `restart` brings it back (its output is returned, say the new
+/// server's handle), and the stream runs until 300 calls succeed again.
+///
+/// Panics unless the stream made progress before the stop and recovered
+/// after the restart (the same store object), every error was transient and
+/// every call returned within `call_bound`, and no call that ended while the
+/// server was down succeeded while some reported errors. Durability is left
+/// to the caller ([`StreamReport::assert_durable`]): only a durable server
+/// promises it.
+pub async fn outage<T>(
+    store: Arc<dyn SessionStore>,
+    down_for: Duration,
+    call_bound: Duration,
+    stop: impl Future<Output = ()>,
+    restart: impl Future<Output = T>,
+) -> (T, Outage) {
+    let stream = OpStream::start(store, 4);
+    assert!(
+        stream
+            .wait_for_ok_after(Instant::now(), 300, Duration::from_secs(30))
+            .await,
+        "the stream makes progress on a healthy server"
+    );
+    stop.await;
+    let down = Instant::now();
+    tokio::time::sleep(down_for).await;
+    let restart_at = Instant::now();
+    let restarted = restart.await;
+    assert!(
+        stream
+            .wait_for_ok_after(restart_at, 300, Duration::from_secs(60))
+            .await,
+        "the same store recovers after the restart"
+    );
+    let report = stream.finish().await;
+    report.assert_errors_transient_within(call_bound);
+    let (ok_down, transient_down) = report.counts(down, restart_at);
+    assert_eq!(
+        ok_down, 0,
+        "no call ends in success while the server is down"
+    );
+    assert!(transient_down > 0, "calls during the outage report errors");
+    (
+        restarted,
+        Outage {
+            report,
+            down_for,
+            down,
+            restart: restart_at,
+        },
+    )
 }
