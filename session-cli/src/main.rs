@@ -52,9 +52,9 @@ URL (one syntax everywhere):
   redis://[user:pass@]host:6379[/db]        Redis (also rediss://), keys session:*
   redis+cluster://[user:pass@]h:p,h:p       Redis Cluster, keys session:*
 
-  list-user, revoke-user, revoke-all, purge and stats work on the default namespace, as an
-  application opening the same URL sees it. They create nothing: a missing sled
-  folder or PostgreSQL table is an error.
+  list-user, revoke-user, revoke-all, purge and stats work on the default
+  namespace, as an application opening the same URL sees it. They create
+  nothing: a missing sled folder or PostgreSQL table is an error.
 
 Options of check:
   -j, --jobs N       run up to N cases at a time (default 4)
