@@ -7,8 +7,13 @@ pub(crate) const BACKEND: &str = "redis";
 
 /// Connection problems, timeouts and cluster reconfiguration (MOVED storms,
 /// TRYAGAIN, CLUSTERDOWN, a loading replica) are worth retrying; wrong types,
-/// script errors and the like are not.
+/// script errors and the like are not. A wrong type is a [`Error::Decode`].
 pub(crate) fn redis_err(e: RedisError) -> Error {
+    if e.code() == Some("WRONGTYPE") {
+        // A key of ours holds another type (a record written by an older
+        // layout, or by something else): what is stored does not decode.
+        return Error::decode_with("redis value of another type", e);
+    }
     let transient = e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()

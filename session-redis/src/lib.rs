@@ -6,5 +6,6 @@
 mod error;
 mod scripts;
 mod store;
+mod value;
 
 pub use store::{RedisOptions, RedisStore};

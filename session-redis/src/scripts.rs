@@ -1,11 +1,11 @@
 //! The Lua scripts. Each runs atomically on one server; `redis::Script` sends
 //! them with `EVALSHA` and loads them again when a server answers `NOSCRIPT`.
 //!
-//! A record is a hash: `i` id (16 bytes), `u` user (absent for none), `c`
-//! created ms, `e` expires ms, `v` version, `d` data, and in cluster mode `p`
-//! while it is the pending target of a rotation (the old key's name). A
-//! rotated-away key in cluster mode is a tombstone hash holding only `m` (the
-//! new key's name). A record without `v` is never live.
+//! A record is one string (layout in `value.rs`); scripts read its kind,
+//! version, id, link and user at fixed offsets through `parse`, and get
+//! every value they write fully encoded from the client. Kinds: `L` live,
+//! `P` pending rotation target and `T` tombstone (both cluster only). Expiry
+//! is native (`PXAT`/`PEXPIREAT`), so a string that exists is not expired.
 //!
 //! Standalone scripts maintain the per-user index inside the same script
 //! (index key names are built from the prefix, so they are standalone-only).
@@ -13,8 +13,15 @@
 
 use redis::Script;
 
-/// Shared Lua helpers, prepended to the scripts that need them.
-const HELPERS: &str = r#"
+use crate::value::EXPIRES_AT;
+
+/// Shared Lua helpers: `(name, code)`, in dependency order. A script gets
+/// the ones it calls, and no others: Lua builds every `local function` of a
+/// script on each call, which is measurable at these speeds.
+const HELPERS: &[(&str, &str)] = &[
+    (
+        "index_add",
+        r#"
 local function index_add(idx, score, member)
   redis.call('ZADD', idx, 'GT', score, member)
   if redis.call('PTTL', idx) == -1 then
@@ -22,26 +29,73 @@ local function index_add(idx, score, member)
   else
     redis.call('PEXPIREAT', idx, score, 'GT')
   end
-end
+end"#,
+    ),
+    (
+        "now_ms",
+        r#"
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function write(key, a)
-  -- a: id, has_user, user, created, expires, version, data. Overwrites the
-  -- record's fields in one HSET; callers have ruled out a pending record.
-  if a[2] == '1' then
-    redis.call('HSET', key, 'i', a[1], 'c', a[4], 'e', a[5], 'v', a[6], 'd', a[7], 'u', a[3])
-  else
-    redis.call('HSET', key, 'i', a[1], 'c', a[4], 'e', a[5], 'v', a[6], 'd', a[7])
-    redis.call('HDEL', key, 'u')
+end"#,
+    ),
+    (
+        "u32",
+        r#"
+local function u32(s, i)
+  local a, b, c, d = string.byte(s, i, i + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end"#,
+    ),
+    (
+        "parse",
+        // kind ('L', 'P', 'T' or nil for anything else), version (8 bytes),
+        // user (nil for none), link. Offsets are value.rs's, counted from 1.
+        r#"
+local function parse(v)
+  if type(v) ~= 'string' then return nil end
+  local kind = string.sub(v, 1, 1)
+  if kind == 'T' then return 'T', nil, nil, string.sub(v, 2) end
+  if (kind ~= 'L' and kind ~= 'P') or #v < 46 then return nil end
+  local at = 46 + u32(v, 42)
+  if at > #v then return nil end
+  local user = nil
+  if string.byte(v, at) == 1 then
+    if at + 4 > #v then return nil end
+    user = string.sub(v, at + 5, at + 4 + u32(v, at + 1))
   end
-  redis.call('PEXPIREAT', key, a[5])
-end
-"#;
+  return kind, string.sub(v, 2, 9), user, string.sub(v, 46, at - 1)
+end"#,
+    ),
+    (
+        "id_of",
+        "\nlocal function id_of(v) return string.sub(v, 26, 41) end",
+    ),
+    (
+        "read",
+        // The string under key, or nil; a key of another type reads as nil.
+        r#"
+local function read(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'string' then return v end
+  return nil
+end"#,
+    ),
+];
 
+/// `body` after the helpers it calls (directly or through another helper).
 fn with_helpers(body: &str) -> Script {
-    Script::new(&format!("{HELPERS}\n{body}"))
+    let mut needed: Vec<&str> = Vec::new();
+    let mut code = body.to_owned();
+    // Walk backwards so a helper's own calls are seen before its dependencies.
+    for (name, helper) in HELPERS.iter().rev() {
+        if code.contains(&format!("{name}(")) {
+            needed.push(helper);
+            code.push_str(helper);
+        }
+    }
+    needed.reverse();
+    Script::new(&format!("{}\n{body}", needed.concat()))
 }
 
 /// All scripts, built once per store.
@@ -67,89 +121,94 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
-            // KEYS[1] record. ARGV: id, has_user, user, created, expires,
-            // version, data, member, index prefix ('' in cluster mode).
+            // KEYS[1] record. ARGV: value, expires, member, index prefix ('' in
+            // cluster mode or without a user), user. The slow path of create:
+            // the client first tries a plain `SET NX PXAT`.
             create: with_helpers(
                 r#"
-if redis.call('HEXISTS', KEYS[1], 'i') == 1 then return 'EXISTS' end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) end
-write(KEYS[1], ARGV)
-if ARGV[9] ~= '' and ARGV[2] == '1' then index_add(ARGV[9] .. ARGV[3], ARGV[5], ARGV[8]) end
+local kind = parse(read(KEYS[1]))
+if kind == 'L' or kind == 'P' then return 'EXISTS' end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+if ARGV[4] ~= '' then index_add(ARGV[4] .. ARGV[5], ARGV[2], ARGV[3]) end
 return 'OK'"#,
             ),
-            // KEYS[1] record. ARGV: id, has_user, user, created, expires,
-            // version, data, member, index prefix, expected version.
+            // KEYS[1] record. ARGV: value, expires, expected version (8
+            // bytes), member, index prefix ('' in cluster mode), has_user, user.
             update: with_helpers(
                 r#"
-local cur = redis.call('HMGET', KEYS[1], 'v', 'u', 'p')
-if not cur[1] then return 'NOTFOUND' end
-if cur[3] then return 'PENDING' end
-if cur[1] ~= ARGV[10] then return 'CONFLICT' end
-write(KEYS[1], ARGV)
-if ARGV[9] ~= '' then
-  if cur[2] and (ARGV[2] ~= '1' or cur[2] ~= ARGV[3]) then
-    redis.call('ZREM', ARGV[9] .. cur[2], ARGV[8])
+local kind, version, user = parse(read(KEYS[1]))
+if kind == 'P' then return 'PENDING' end
+if kind ~= 'L' then return 'NOTFOUND' end
+if version ~= ARGV[3] then return 'CONFLICT' end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+if ARGV[5] ~= '' then
+  if user and (ARGV[6] ~= '1' or user ~= ARGV[7]) then
+    redis.call('ZREM', ARGV[5] .. user, ARGV[4])
   end
-  if ARGV[2] == '1' then index_add(ARGV[9] .. ARGV[3], ARGV[5], ARGV[8]) end
+  if ARGV[6] == '1' then index_add(ARGV[5] .. ARGV[7], ARGV[2], ARGV[4]) end
 end
 return 'OK'"#,
             ),
-            // KEYS[1] record. ARGV: expires, member, index prefix, expected
-            // user ('' = do not check; cluster mode passes '=' .. user or '-').
-            touch: with_helpers(
+            // KEYS[1] record. ARGV: expires (8 bytes), expires, member, index
+            // prefix, expected user ('' = do not check; cluster mode passes
+            // '=' .. user or '-').
+            touch: with_helpers(&format!(
                 r#"
-local cur = redis.call('HMGET', KEYS[1], 'v', 'u', 'p')
-if not cur[1] then return 'NOTFOUND' end
-if cur[3] then return 'PENDING' end
-if ARGV[4] ~= '' then
-  local seen = cur[2] and ('=' .. cur[2]) or '-'
-  if seen ~= ARGV[4] then return 'RETRY' end
+local kind, _, user = parse(read(KEYS[1]))
+if kind == 'P' then return 'PENDING' end
+if kind ~= 'L' then return 'NOTFOUND' end
+if ARGV[5] ~= '' then
+  local seen = user and ('=' .. user) or '-'
+  if seen ~= ARGV[5] then return 'RETRY' end
 end
-redis.call('HSET', KEYS[1], 'e', ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-if ARGV[3] ~= '' and cur[2] then index_add(ARGV[3] .. cur[2], ARGV[1], ARGV[2]) end
-return 'OK'"#,
-            ),
-            // Standalone only. KEYS[1] old, KEYS[2] new. ARGV: id, has_user,
-            // user, created, expires, version, data, new member, index prefix,
-            // expected version, old member.
+redis.call('SETRANGE', KEYS[1], {EXPIRES_AT}, ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+if ARGV[4] ~= '' and user then index_add(ARGV[4] .. user, ARGV[2], ARGV[3]) end
+return 'OK'"#
+            )),
+            // Standalone only. KEYS[1] old, KEYS[2] new. ARGV: value, expires,
+            // expected version, id, new member, index prefix, has_user, user,
+            // old member.
             rotate: with_helpers(
                 r#"
-local cur = redis.call('HMGET', KEYS[1], 'v', 'u', 'i')
-if not cur[1] then return 'NOTFOUND' end
-if cur[1] ~= ARGV[10] then return 'CONFLICT' end
-if cur[3] ~= ARGV[1] then return 'BADID' end
-if redis.call('HEXISTS', KEYS[2], 'i') == 1 then return 'EXISTS' end
+local cur = read(KEYS[1])
+local kind, version, user = parse(cur)
+if kind ~= 'L' then return 'NOTFOUND' end
+if version ~= ARGV[3] then return 'CONFLICT' end
+if id_of(cur) ~= ARGV[4] then return 'BADID' end
+local other = parse(read(KEYS[2]))
+if other == 'L' or other == 'P' then return 'EXISTS' end
 redis.call('DEL', KEYS[1])
-write(KEYS[2], ARGV)
-if cur[2] then redis.call('ZREM', ARGV[9] .. cur[2], ARGV[11]) end
-if ARGV[2] == '1' then index_add(ARGV[9] .. ARGV[3], ARGV[5], ARGV[8]) end
+redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[2])
+if user then redis.call('ZREM', ARGV[6] .. user, ARGV[9]) end
+if ARGV[7] == '1' then index_add(ARGV[6] .. ARGV[8], ARGV[2], ARGV[5]) end
 return 'OK'"#,
             ),
-            // KEYS[1] record. ARGV: member, index prefix ('' in cluster mode).
-            // Returns {status, user}: status 1 live record deleted, 0 nothing,
-            // 'PENDING'. A tombstone is left for rotation readers.
+            // Cluster only (standalone deletes with `GETDEL`). KEYS[1]
+            // record. Returns {status, user}: status 1 live record deleted, 0
+            // nothing, 'PENDING'. A tombstone is left for rotation readers.
             delete: with_helpers(
                 r#"
-local cur = redis.call('HMGET', KEYS[1], 'v', 'u', 'p')
-if not cur[1] then return {0, false} end
-if cur[3] then return {'PENDING', false} end
+local kind, _, user = parse(read(KEYS[1]))
+if kind == 'P' then return {'PENDING', false} end
+if kind ~= 'L' then return {0, false} end
 redis.call('DEL', KEYS[1])
-if ARGV[2] ~= '' and cur[2] then redis.call('ZREM', ARGV[2] .. cur[2], ARGV[1]) end
-return {1, cur[2]}"#,
+return {1, user or false}"#,
             ),
             // Standalone only. KEYS[1] index. ARGV: record prefix, user.
-            // Returns a flat list of (member, i, c, e, v, d) for live records.
+            // Returns a flat list of (member, value) for the user's live
+            // records, and prunes entries whose record is gone.
             list_user: with_helpers(
                 r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local r = redis.call('HMGET', ARGV[1] .. m, 'i', 'u', 'c', 'e', 'v', 'd')
-  if r[5] and r[2] == ARGV[2] then
+  local v = read(ARGV[1] .. m)
+  local kind, _, user = parse(v)
+  if kind == 'L' and user == ARGV[2] then
     table.insert(out, m)
-    for j = 1, 6 do if j ~= 2 then table.insert(out, r[j]) end end
-  elseif not r[5] then
+    table.insert(out, v)
+  elseif kind ~= 'L' then
     redis.call('ZREM', KEYS[1], m)
   end
 end
@@ -164,12 +223,12 @@ local n = 0
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if m ~= ARGV[3] then
     local key = ARGV[1] .. m
-    local r = redis.call('HMGET', key, 'v', 'u')
-    if r[1] and r[2] == ARGV[2] then
+    local kind, _, user = parse(read(key))
+    if kind == 'L' and user == ARGV[2] then
       redis.call('DEL', key)
       n = n + 1
     end
-    if not r[1] or r[2] == ARGV[2] then redis.call('ZREM', KEYS[1], m) end
+    if kind ~= 'L' or user == ARGV[2] then redis.call('ZREM', KEYS[1], m) end
   end
 end
 return n"#,
@@ -183,62 +242,90 @@ return n"#,
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 return redis.call('ZRANGE', KEYS[1], 0, -1)"#,
             ),
-            // Cluster: KEYS[1] new key. ARGV: id, has_user, user, created,
-            // expires, version, data, old key name.
+            // Cluster: KEYS[1] new key. ARGV: value (pending, naming the old
+            // key), expires.
             prepare: with_helpers(
                 r#"
-if redis.call('HEXISTS', KEYS[1], 'i') == 1 then return 'EXISTS' end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) end
-write(KEYS[1], ARGV)
-redis.call('HSET', KEYS[1], 'p', ARGV[8])
+local kind = parse(read(KEYS[1]))
+if kind == 'L' or kind == 'P' then return 'EXISTS' end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 'OK'"#,
             ),
-            // Cluster: KEYS[1] old key. ARGV: expected version, id, new key
-            // name, tombstone deadline. The rotation's commit point.
+            // Cluster: KEYS[1] old key. ARGV: expected version (8 bytes), id,
+            // tombstone, tombstone deadline. The rotation's commit point.
             commit: with_helpers(
                 r#"
-local cur = redis.call('HMGET', KEYS[1], 'v', 'u', 'i', 'p')
-if not cur[1] then return {'NOTFOUND', false} end
-if cur[4] then return {'PENDING', false} end
-if cur[1] ~= ARGV[1] then return {'CONFLICT', false} end
-if cur[3] ~= ARGV[2] then return {'BADID', false} end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'm', ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-return {'OK', cur[2]}"#,
+local cur = read(KEYS[1])
+local kind, version, user = parse(cur)
+if kind == 'P' then return {'PENDING', false} end
+if kind ~= 'L' then return {'NOTFOUND', false} end
+if version ~= ARGV[1] then return {'CONFLICT', false} end
+if id_of(cur) ~= ARGV[2] then return {'BADID', false} end
+redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
+return {'OK', user or false}"#,
             ),
             // Cluster: KEYS[1] new key. ARGV: old key name. Makes a committed
             // rotation target live; 1 if it did (or it already was), 0 if gone.
-            activate: Script::new(
+            activate: with_helpers(
                 r#"
-local p = redis.call('HGET', KEYS[1], 'p')
-if p == ARGV[1] then redis.call('HDEL', KEYS[1], 'p') return 1 end
-if not p and redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 1 end
+local kind, _, _, link = parse(read(KEYS[1]))
+if kind == 'P' and link == ARGV[1] then
+  redis.call('SETRANGE', KEYS[1], 0, 'L')
+  return 1
+end
+if kind == 'L' then return 1 end
 return 0"#,
             ),
             // Cluster: KEYS[1] new key. ARGV: old key name. Drops an
             // uncommitted rotation target.
-            abort: Script::new(
+            abort: with_helpers(
                 r#"
-if redis.call('HGET', KEYS[1], 'p') == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+local kind, _, _, link = parse(read(KEYS[1]))
+if kind == 'P' and link == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0"#,
             ),
-            // Cluster: KEYS[1] old key. ARGV: new key name.
-            clear_tombstone: Script::new(
+            // Cluster: KEYS[1] old key. ARGV: its tombstone.
+            clear_tombstone: with_helpers(
                 r#"
-if redis.call('HGET', KEYS[1], 'm') == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+if read(KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0"#,
             ),
             // Cluster: KEYS[1] record. ARGV: user. Deletes the record if it
             // belongs to the user, pending or not, and returns its session id
             // (nil when nothing was deleted).
-            delete_if_user: Script::new(
+            delete_if_user: with_helpers(
                 r#"
-local r = redis.call('HMGET', KEYS[1], 'v', 'u', 'i')
-if not r[1] or r[2] ~= ARGV[1] then return false end
+local cur = read(KEYS[1])
+local kind, _, user = parse(cur)
+if (kind ~= 'L' and kind ~= 'P') or user ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[1])
-return r[3]"#,
+return id_of(cur)"#,
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HELPERS;
+
+    fn all_helpers() -> String {
+        HELPERS.iter().map(|(_, code)| *code).collect()
+    }
+    use crate::value::{ID_AT, LINK_AT, MIN_LEN};
+
+    #[test]
+    fn the_lua_parser_reads_the_offsets_value_rs_writes() {
+        // Lua counts from 1.
+        for needle in [
+            format!("#v < {MIN_LEN}"),
+            format!("u32(v, {})", LINK_AT + 1),
+            format!("local at = {} + u32", LINK_AT + 5),
+            format!("string.sub(v, {}, at - 1)", LINK_AT + 5),
+            format!("string.sub(v, {}, {})", ID_AT + 1, ID_AT + 16),
+            "string.sub(v, 2, 9)".to_owned(),
+        ] {
+            assert!(all_helpers().contains(&needle), "{needle}");
         }
     }
 }

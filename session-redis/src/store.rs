@@ -14,6 +14,7 @@ use session_core::{Error, Record, Result, SessionId, SessionKey, SessionStore, T
 
 use crate::error::{redis_err, unexpected};
 use crate::scripts::Scripts;
+use crate::value::{self, Stored};
 
 /// Connection settings for [`RedisStore`].
 ///
@@ -66,17 +67,19 @@ enum Conn {
 
 /// A [`SessionStore`] on Redis (standalone) or Redis Cluster.
 ///
-/// Keys hold only the token's SHA-256 (as hex): a record is the hash
-/// `PREFIX s:<hex key>` with a native deadline (`PEXPIREAT`), so Redis removes
+/// Keys hold only the token's SHA-256 (as hex): a record is one string under
+/// `PREFIX s:<hex key>` with a native deadline (`PXAT`), so Redis removes
 /// expired sessions itself and [`purge_expired`](SessionStore::purge_expired)
 /// has nothing to do. Each user's sessions are indexed in the sorted set
 /// `PREFIX u:<user>`, scored by deadline; entries whose deadline passed are
 /// pruned whenever the index is read, and the set itself expires with its
 /// longest-lived entry, so it never grows without bound.
 ///
-/// Writes are Lua scripts (loaded once, run with `EVALSHA`, reloaded after
-/// `NOSCRIPT`) that check the version and the deadline on the server: one
-/// round trip and atomic.
+/// A load is one `GET`, creating an anonymous session one `SET NX PXAT`, and
+/// deleting one (standalone) a `GETDEL`: the same commands a bare cache
+/// would send. Writes that must check something (the version, the user
+/// index) are Lua scripts (loaded once, run with `EVALSHA`, reloaded after
+/// `NOSCRIPT`): one round trip and atomic.
 ///
 /// # Standalone
 /// Every operation, index upkeep included, is one atomic script.
@@ -142,33 +145,18 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// A record as read with `HMGET i u c e v d p`.
-type Fields = Vec<Option<Vec<u8>>>;
-
-fn text(bytes: &[u8]) -> Result<&str> {
-    std::str::from_utf8(bytes).map_err(|e| Error::decode_with("redis session field", e))
+/// A deadline as `PXAT`/`PEXPIREAT` takes it: Redis refuses 0 and below, and
+/// 1 is as much in the past for a session.
+fn pxat(t: Timestamp) -> i64 {
+    t.as_millis().max(1)
 }
 
-fn number<T: std::str::FromStr>(bytes: Option<&Vec<u8>>) -> Result<T> {
-    let bytes = bytes.ok_or_else(|| Error::decode("redis session record (missing field)"))?;
-    text(bytes)?
-        .parse()
-        .map_err(|_| Error::decode("redis session record (bad number)"))
-}
-
-/// The arguments every record write passes first: id, has_user, user,
-/// created, expires, version, data.
-fn record_args<'a, 's>(
-    inv: &'a mut redis::ScriptInvocation<'s>,
-    r: &Record,
-) -> &'a mut redis::ScriptInvocation<'s> {
-    inv.arg(&r.id.to_bytes()[..])
-        .arg(if r.user.is_some() { "1" } else { "0" })
-        .arg(r.user.as_deref().unwrap_or(""))
-        .arg(r.created_at.as_millis())
-        .arg(r.expires_at.as_millis())
-        .arg(r.version)
-        .arg(&r.data[..])
+fn user_flag(r: &Record) -> &'static str {
+    if r.user.is_some() {
+        "1"
+    } else {
+        "0"
+    }
 }
 
 impl RedisStore {
@@ -270,33 +258,9 @@ impl RedisStore {
         .map_err(redis_err)
     }
 
-    async fn read_fields(&self, name: &str) -> Result<Fields> {
-        self.query(
-            redis::cmd("HMGET")
-                .arg(name)
-                .arg(&["i", "u", "c", "e", "v", "d", "p"]),
-        )
-        .await
-    }
-
-    fn decode(key: SessionKey, f: Fields) -> Result<Option<Record>> {
-        if f.get(4).is_none_or(Option::is_none) {
-            return Ok(None);
-        }
-        let id: [u8; 16] = f[0]
-            .as_deref()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| Error::decode("redis session record (id)"))?;
-        let user = f[1].as_deref().map(text).transpose()?.map(str::to_owned);
-        Ok(Some(Record {
-            key,
-            id: SessionId::from_bytes(id),
-            user,
-            created_at: Timestamp::from_millis(number(f[2].as_ref())?),
-            expires_at: Timestamp::from_millis(number(f[3].as_ref())?),
-            version: number(f[4].as_ref())?,
-            data: f[5].clone().unwrap_or_default(),
-        }))
+    /// The string under `name`, if any.
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.query(redis::cmd("GET").arg(name)).await
     }
 
     /// Cluster: adds `member` to `user`'s index before a write that gives the
@@ -317,23 +281,20 @@ impl RedisStore {
 
     /// Cluster: settles a pending rotation target `name` whose rotation started
     /// from `old`. Returns whether `name` is live now.
-    async fn resolve_pending(&self, name: &str, old: &[u8]) -> Result<bool> {
-        let old = text(old)?;
-        let seen: Vec<Option<Vec<u8>>> = self
-            .query(redis::cmd("HMGET").arg(old).arg(&["m", "v"]))
-            .await?;
-        let tombstone = seen.first().cloned().flatten();
-        if tombstone.as_deref() == Some(name.as_bytes()) {
+    async fn resolve_pending(&self, name: &str, old: &str) -> Result<bool> {
+        let seen = self.get(old).await?;
+        let tombstone = value::tombstone(name);
+        if seen.as_deref() == Some(&tombstone[..]) {
             let mut inv = self.scripts.activate.prepare_invoke();
             inv.key(name).arg(old);
             let live: i64 = self.run(&inv).await?;
             let mut clear = self.scripts.clear_tombstone.prepare_invoke();
-            clear.key(old).arg(name);
+            clear.key(old).arg(tombstone);
             self.run::<i64>(&clear).await?;
             return Ok(live == 1);
         }
-        if seen.get(1).cloned().flatten().is_some() {
-            // The old record is still live: the rotation has not committed.
+        if seen.as_deref().is_some_and(value::is_record) {
+            // The old record is still there: the rotation has not committed.
             return Ok(false);
         }
         // The old key is gone and names no successor: either the rotation was
@@ -342,30 +303,44 @@ impl RedisStore {
         let mut inv = self.scripts.abort.prepare_invoke();
         inv.key(name).arg(old);
         self.run::<i64>(&inv).await?;
-        let now: Vec<Option<Vec<u8>>> = self
-            .query(redis::cmd("HMGET").arg(name).arg(&["v", "p"]))
-            .await?;
-        Ok(now.first().is_some_and(Option::is_some) && now.get(1).is_some_and(Option::is_none))
+        Ok(self.get(name).await?.as_deref().is_some_and(value::is_live))
     }
 
     /// Reads a record, settling a pending rotation target first (cluster).
     async fn load_resolved(&self, key: &SessionKey) -> Result<Option<Record>> {
         let name = self.record_key(key);
-        let mut fields = self.read_fields(&name).await?;
-        if let Some(old) = fields.get(6).cloned().flatten() {
-            if !self.resolve_pending(&name, &old).await? {
+        let mut settled = false;
+        loop {
+            let Some(v) = self.get(&name).await? else {
                 return Ok(None);
-            }
-            fields = self.read_fields(&name).await?;
-            if fields.get(6).is_some_and(Option::is_some) {
-                return Ok(None);
+            };
+            match value::decode(*key, &v)? {
+                Stored::Live(r) => return Ok(Some(r)),
+                Stored::Tombstone { .. } => return Ok(None),
+                Stored::Pending { old } => {
+                    if settled || !self.resolve_pending(&name, &old).await? {
+                        return Ok(None);
+                    }
+                    settled = true;
+                }
             }
         }
-        Self::decode(*key, fields)
+    }
+
+    /// Settles `name` if it is a pending rotation target; `false` if it turned
+    /// out not to be live.
+    async fn settle(&self, name: &str) -> Result<bool> {
+        let Some(v) = self.get(name).await? else {
+            return Ok(true);
+        };
+        match value::pending_from(&v) {
+            Some(old) => self.resolve_pending(name, old).await,
+            None => Ok(true),
+        }
     }
 
     /// Runs a write script that may answer `PENDING` (cluster), settling the
-    /// pending state and retrying once.
+    /// pending state and retrying.
     async fn write_settling<'s, T, F>(&'s self, key: &SessionKey, attempt: F) -> Result<T>
     where
         F: Fn() -> redis::ScriptInvocation<'s>,
@@ -377,10 +352,8 @@ impl RedisStore {
             if !reply.is_pending() {
                 return Ok(reply);
             }
-            let fields = self.read_fields(&name).await?;
-            match fields.get(6).cloned().flatten() {
-                Some(old) if !self.resolve_pending(&name, &old).await? => return Ok(T::not_found()),
-                _ => continue,
+            if !self.settle(&name).await? {
+                return Ok(T::not_found());
             }
         }
         Err(unexpected("a write on a pending record", "still pending"))
@@ -394,11 +367,15 @@ impl RedisStore {
     ) -> Result<()> {
         let mut inv = self.scripts.rotate.prepare_invoke();
         inv.key(self.record_key(old_key))
-            .key(self.record_key(&r.key));
-        record_args(&mut inv, r)
+            .key(self.record_key(&r.key))
+            .arg(value::encode(r, None)?)
+            .arg(pxat(r.expires_at))
+            .arg(&expected.to_be_bytes()[..])
+            .arg(&r.id.to_bytes()[..])
             .arg(r.key.to_hex())
             .arg(self.index_prefix())
-            .arg(expected)
+            .arg(user_flag(r))
+            .arg(r.user.as_deref().unwrap_or(""))
             .arg(old_key.to_hex());
         let status: String = self.run(&inv).await?;
         status_to_result(&status, "rotate")
@@ -410,30 +387,30 @@ impl RedisStore {
             self.index_add(user, r.expires_at, &r.key.to_hex()).await?;
         }
         let mut prepare = self.scripts.prepare.prepare_invoke();
-        prepare.key(&new_name);
-        record_args(&mut prepare, r).arg(&old_name);
+        prepare
+            .key(&new_name)
+            .arg(value::encode(r, Some(&old_name))?)
+            .arg(pxat(r.expires_at));
         let status: String = self.run(&prepare).await?;
         if status == "EXISTS" {
             return Err(Error::AlreadyExists);
         }
         status_to_result(&status, "rotate (prepare)")?;
 
+        let tombstone = value::tombstone(&new_name);
         let mut outcome = None;
         for _ in 0..3 {
             let mut commit = self.scripts.commit.prepare_invoke();
             commit
                 .key(&old_name)
-                .arg(expected)
+                .arg(&expected.to_be_bytes()[..])
                 .arg(&r.id.to_bytes()[..])
-                .arg(&new_name)
-                .arg(r.expires_at.as_millis());
+                .arg(&tombstone[..])
+                .arg(pxat(r.expires_at));
             let (status, old_user): (String, Option<String>) = self.run(&commit).await?;
             if status == "PENDING" {
                 // The old key is itself an unsettled rotation target.
-                let fields = self.read_fields(&old_name).await?;
-                if let Some(older) = fields.get(6).cloned().flatten() {
-                    self.resolve_pending(&old_name, &older).await?;
-                }
+                self.settle(&old_name).await?;
                 continue;
             }
             outcome = Some((status, old_user));
@@ -452,7 +429,7 @@ impl RedisStore {
         activate.key(&new_name).arg(&old_name);
         let live: i64 = self.run(&activate).await?;
         let mut clear = self.scripts.clear_tombstone.prepare_invoke();
-        clear.key(&old_name).arg(&new_name);
+        clear.key(&old_name).arg(&tombstone[..]);
         self.run::<i64>(&clear).await?;
         if let Some(user) = old_user {
             self.index_remove(&user, &old_key.to_hex()).await?;
@@ -498,25 +475,20 @@ impl RedisStore {
         inv.key(self.index_key(user))
             .arg(self.record_prefix())
             .arg(user);
-        let flat: Vec<Option<Vec<u8>>> = self.run(&inv).await?;
-        flat.chunks(6)
-            .map(|row| {
-                let member = row[0].as_deref().map(text).transpose()?;
-                let key = member
-                    .and_then(SessionKey::from_hex)
-                    .ok_or_else(|| Error::decode("redis index member"))?;
-                let fields = vec![
-                    row[1].clone(),
-                    Some(user.as_bytes().to_vec()),
-                    row[2].clone(),
-                    row[3].clone(),
-                    row[4].clone(),
-                    row[5].clone(),
-                    None,
-                ];
-                Self::decode(key, fields)?.ok_or_else(|| Error::decode("redis session record"))
-            })
-            .collect()
+        let flat: Vec<Vec<u8>> = self.run(&inv).await?;
+        let mut out = Vec::with_capacity(flat.len() / 2);
+        for pair in flat.chunks_exact(2) {
+            let key = std::str::from_utf8(&pair[0])
+                .ok()
+                .and_then(SessionKey::from_hex)
+                .ok_or_else(|| Error::decode("redis index member"))?;
+            // The script checked the kind and the user; data it could not
+            // see into that does not decode is skipped, as a damaged record.
+            if let Ok(Stored::Live(r)) = value::decode(key, &pair[1]) {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// Cluster: deletes the user's records one script each, in passes, until
@@ -612,15 +584,43 @@ fn status_to_result(status: &str, what: &str) -> Result<()> {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, record: &Record) -> Result<()> {
+        let name = self.record_key(&record.key);
+        let value = value::encode(record, None)?;
         let member = record.key.to_hex();
+        // Standalone keeps the index in the same script as the record.
+        let index_here = !self.is_cluster() && record.user.is_some();
         if let (true, Some(user)) = (self.is_cluster(), &record.user) {
             self.index_add(user, record.expires_at, &member).await?;
         }
+        if !index_here {
+            // The common case is a free key: one plain command.
+            let set: Option<String> = self
+                .query(
+                    redis::cmd("SET")
+                        .arg(&name)
+                        .arg(&value)
+                        .arg("NX")
+                        .arg("PXAT")
+                        .arg(pxat(record.expires_at)),
+                )
+                .await?;
+            if set.is_some() {
+                return Ok(());
+            }
+        }
+        // Something is there (a live record, a tombstone, a value of another
+        // kind), or the index must be kept in step: decide on the server.
         let mut inv = self.scripts.create.prepare_invoke();
-        inv.key(self.record_key(&record.key));
-        record_args(&mut inv, record)
+        inv.key(&name)
+            .arg(value)
+            .arg(pxat(record.expires_at))
             .arg(&member)
-            .arg(self.script_index_prefix());
+            .arg(if index_here {
+                self.index_prefix()
+            } else {
+                String::new()
+            })
+            .arg(record.user.as_deref().unwrap_or(""));
         let status: String = self.run(&inv).await?;
         status_to_result(&status, "create")
     }
@@ -629,8 +629,13 @@ impl SessionStore for RedisStore {
         if self.is_cluster() {
             return self.load_resolved(key).await;
         }
-        let fields = self.read_fields(&self.record_key(key)).await?;
-        Self::decode(*key, fields)
+        let Some(v) = self.get(&self.record_key(key)).await? else {
+            return Ok(None);
+        };
+        match value::decode(*key, &v)? {
+            Stored::Live(r) => Ok(Some(r)),
+            Stored::Pending { .. } | Stored::Tombstone { .. } => Ok(None),
+        }
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
@@ -640,16 +645,20 @@ impl SessionStore for RedisStore {
             self.index_add(user, record.expires_at, &member).await?;
         }
         let name = self.record_key(&record.key);
+        let value = value::encode(record, None)?;
         let index_prefix = self.script_index_prefix();
         let script = &self.scripts.update;
         let status: String = self
             .write_settling(&record.key, || {
                 let mut inv = script.prepare_invoke();
-                inv.key(name.clone());
-                record_args(&mut inv, record)
-                    .arg(member.clone())
-                    .arg(index_prefix.clone())
-                    .arg(expected_version);
+                inv.key(&name)
+                    .arg(&value[..])
+                    .arg(pxat(record.expires_at))
+                    .arg(&expected_version.to_be_bytes()[..])
+                    .arg(&member)
+                    .arg(&index_prefix)
+                    .arg(user_flag(record))
+                    .arg(record.user.as_deref().unwrap_or(""));
                 inv
             })
             .await?;
@@ -659,10 +668,12 @@ impl SessionStore for RedisStore {
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
         let name = self.record_key(key);
         let member = key.to_hex();
+        let stored = expires_at.as_millis().to_be_bytes();
         if !self.is_cluster() {
             let mut inv = self.scripts.touch.prepare_invoke();
             inv.key(&name)
-                .arg(expires_at.as_millis())
+                .arg(&stored[..])
+                .arg(pxat(expires_at))
                 .arg(&member)
                 .arg(self.index_prefix())
                 .arg("");
@@ -684,7 +695,8 @@ impl SessionStore for RedisStore {
             };
             let mut inv = self.scripts.touch.prepare_invoke();
             inv.key(&name)
-                .arg(expires_at.as_millis())
+                .arg(&stored[..])
+                .arg(pxat(expires_at))
                 .arg(&member)
                 .arg("")
                 .arg(expect);
@@ -715,19 +727,38 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
         let member = key.to_hex();
         let name = self.record_key(key);
-        let index_prefix = self.script_index_prefix();
+        if !self.is_cluster() {
+            // No pending records without a cluster: take the record with it.
+            let Some(v) = self
+                .query::<Option<Vec<u8>>>(redis::cmd("GETDEL").arg(&name))
+                .await?
+            else {
+                return Ok(false);
+            };
+            return match value::decode(*key, &v) {
+                Ok(Stored::Live(r)) => {
+                    if let Some(user) = &r.user {
+                        // A step behind the record, which is harmless: index
+                        // readers skip and prune entries whose record is gone.
+                        self.index_remove(user, &member).await?;
+                    }
+                    Ok(true)
+                }
+                Ok(_) => Ok(false),
+                // A damaged record was there and is gone now.
+                Err(_) => Ok(true),
+            };
+        }
         let script = &self.scripts.delete;
         let (status, user): (Value, Option<String>) = self
             .write_settling(key, || {
                 let mut inv = script.prepare_invoke();
-                inv.key(name.clone())
-                    .arg(member.clone())
-                    .arg(index_prefix.clone());
+                inv.key(&name);
                 inv
             })
             .await?;
         let deleted = matches!(status, Value::Int(1));
-        if let (true, true, Some(user)) = (deleted, self.is_cluster(), user) {
+        if let (true, Some(user)) = (deleted, user) {
             self.index_remove(&user, &member).await?;
         }
         Ok(deleted)

@@ -184,7 +184,7 @@ async fn dump(nodes: &[String], prefix: &str) -> Vec<Vec<u8>> {
                 .await
                 .unwrap();
             let values: Vec<Vec<u8>> = match kind.as_str() {
-                "hash" => c.hgetall(&key).await.unwrap(),
+                "string" => vec![c.get(&key).await.unwrap()],
                 "zset" => c.zrange(&key, 0, -1).await.unwrap(),
                 other => panic!("unexpected key type {other}"),
             };
@@ -307,4 +307,38 @@ async fn cluster_user_index_converges_after_a_user_move() {
     assert!(!exists, "the old user's index has converged to nothing");
     assert_eq!(store.list_user("bob").await.unwrap(), vec![moved]);
     delete_prefix(&nodes, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_key_holding_something_else_loads_as_a_decode_error_and_create_replaces_it() {
+    let Some(url) = url_or_skip(
+        URL_VAR,
+        "a_key_holding_something_else_loads_as_a_decode_error_and_create_replaces_it",
+    ) else {
+        return;
+    };
+    let prefix = random_prefix();
+    let store = RedisStore::connect(&url, RedisOptions::default().prefix(prefix.clone()))
+        .await
+        .unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let hashed = record(Some("alice"), Duration::from_secs(60));
+    let garbled = record(None, Duration::from_secs(60));
+    let name = |r: &Record| format!("{prefix}s:{}", r.key.to_hex());
+    // A hash, as an older layout wrote records, and a string that is not one.
+    let _: () = c.hset(name(&hashed), "v", "1").await.unwrap();
+    let _: () = c.set(name(&garbled), "not a record").await.unwrap();
+
+    for r in [&hashed, &garbled] {
+        let err = store.load(&r.key).await.unwrap_err();
+        assert!(matches!(err, session_core::Error::Decode { .. }), "{err:?}");
+        store
+            .create(r)
+            .await
+            .expect("create replaces what no record is");
+        assert_eq!(store.load(&r.key).await.unwrap().as_ref(), Some(r));
+    }
+    assert_eq!(store.list_user("alice").await.unwrap(), vec![hashed]);
+    delete_prefix(&[url], &prefix).await;
 }
