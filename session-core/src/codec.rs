@@ -57,9 +57,11 @@ struct Wire<V, M> {
     remember: bool,
 }
 
-/// Encodes, then seals when a key ring is given.
+/// Encodes `payload` as last written at `last_seen`, then seals when a key
+/// ring is given.
 pub(crate) fn encode(
     payload: &Payload,
+    last_seen: Timestamp,
     binding: Binding<'_>,
     keys: Option<&KeyRing>,
 ) -> Result<Vec<u8>> {
@@ -69,7 +71,7 @@ pub(crate) fn encode(
         &Wire {
             values: &payload.values,
             meta: &payload.meta,
-            last_seen: payload.last_seen.as_millis(),
+            last_seen: last_seen.as_millis(),
             remember: payload.remember,
         },
     )
@@ -174,7 +176,7 @@ mod tests {
         #[test]
         fn plain_encode_decode_round_trips(p in payload()) {
             let id = SessionId::generate();
-            let bytes = encode(&p, b(&id), None).unwrap();
+            let bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
             prop_assert_eq!(bytes[0], PLAIN_FORMAT);
             prop_assert_eq!(decode(&bytes, b(&id), None).unwrap(), p);
         }
@@ -182,7 +184,7 @@ mod tests {
         #[test]
         fn sealed_encode_decode_round_trips(p in payload()) {
             let id = SessionId::generate();
-            let bytes = encode(&p, b(&id), Some(&ring())).unwrap();
+            let bytes = encode(&p, p.last_seen, b(&id), Some(&ring())).unwrap();
             prop_assert_eq!(bytes[0], SEALED_FORMAT);
             prop_assert_eq!(decode(&bytes, b(&id), Some(&ring())).unwrap(), p);
         }
@@ -194,7 +196,7 @@ mod tests {
             flip in 1u8..=255,
         ) {
             let id = SessionId::generate();
-            let mut bytes = encode(&p, b(&id), Some(&ring())).unwrap();
+            let mut bytes = encode(&p, p.last_seen, b(&id), Some(&ring())).unwrap();
             let i = at.index(bytes.len());
             bytes[i] ^= flip;
             let decoded = decode(&bytes, b(&id), Some(&ring()));
@@ -210,7 +212,7 @@ mod tests {
             flip in 1u8..=255,
         ) {
             let id = SessionId::generate();
-            let mut bytes = encode(&p, b(&id), None).unwrap();
+            let mut bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
             let i = at.index(bytes.len());
             bytes[i] ^= flip;
             match decode(&bytes, b(&id), None) {
@@ -231,8 +233,8 @@ mod tests {
     fn sealing_required_refuses_plain_and_plain_refuses_sealed() {
         let id = SessionId::generate();
         let p = Payload::default();
-        let plain = encode(&p, b(&id), None).unwrap();
-        let sealed = encode(&p, b(&id), Some(&ring())).unwrap();
+        let plain = encode(&p, p.last_seen, b(&id), None).unwrap();
+        let sealed = encode(&p, p.last_seen, b(&id), Some(&ring())).unwrap();
         assert!(matches!(
             decode(&plain, b(&id), Some(&ring())),
             Err(Error::Decode { .. })

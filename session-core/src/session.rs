@@ -181,11 +181,24 @@ impl fmt::Debug for Session {
     }
 }
 
+/// What a planned write covers, for when it has landed.
+#[derive(Clone, Copy)]
+struct Written {
+    /// How many pending changes it includes (the first ones).
+    ops: usize,
+    /// Whether one of them is a login.
+    login: bool,
+    /// The logout epoch it was planned in.
+    epoch: u64,
+    /// The `last_seen` it stores.
+    at: Timestamp,
+}
+
 enum Plan {
     Nothing,
-    Create(Record, SessionToken, View),
-    Update(Record, View),
-    Rotate(SessionKey, Record, SessionToken, View),
+    Create(Record, SessionToken),
+    Update(Record),
+    Rotate(SessionKey, Record, SessionToken),
     Touch(SessionKey, Timestamp),
 }
 
@@ -470,11 +483,11 @@ impl Session {
         }
 
         for _ in 0..config.max_attempts() {
-            let (plan, committed_ops, login, epoch) = self.plan()?;
+            let (plan, written) = self.plan()?;
             let outcome = match &plan {
                 Plan::Nothing => return Ok(self.token_action()),
                 Plan::Create(record, ..) => store.create(record).await,
-                Plan::Update(record, _) => store.update(record, record.version - 1).await,
+                Plan::Update(record) => store.update(record, record.version - 1).await,
                 Plan::Rotate(old, record, ..) => {
                     store.rotate(old, record, record.version - 1).await
                 }
@@ -482,8 +495,8 @@ impl Session {
             };
             match outcome {
                 Ok(()) => {
-                    let user = self.finish(plan, committed_ops, epoch)?;
-                    if let (true, Some(user)) = (login, user) {
+                    let user = self.finish(plan, written)?;
+                    if let (true, Some(user)) = (written.login, user) {
                         // Best effort: the login itself has landed and its token
                         // must reach the client. A cap left unenforced now is
                         // enforced at the user's next login.
@@ -510,7 +523,7 @@ impl Session {
     }
 
     /// Decides the one store call this commit needs, from the current state.
-    fn plan(&self) -> Result<(Plan, usize, bool, u64)> {
+    fn plan(&self) -> Result<(Plan, Written)> {
         let manager = &self.inner.manager;
         let config = manager.config();
         let now = manager.now();
@@ -518,8 +531,9 @@ impl Session {
         let st = &mut *guard;
         let n = st.ops.len();
         let login = st.ops.iter().any(|op| matches!(op, Op::User(Some(_))));
-        let mut view = st.current().clone();
-        view.payload.last_seen = now;
+        // Encoded straight from the current view: no copy of the data is
+        // made unless other changes arrive while the write is in flight.
+        let view = st.current();
         let plan = match &st.stored {
             None if n == 0 => Plan::Nothing,
             None => {
@@ -535,11 +549,12 @@ impl Session {
                     version: 1,
                     data: encode(
                         &view.payload,
+                        now,
                         Binding::new(&key, &id, view.user.as_deref(), now),
                         config.keys(),
                     )?,
                 };
-                Plan::Create(record, token, view)
+                Plan::Create(record, token)
             }
             Some(stored) if st.rotate || n > 0 => {
                 // The new key is chosen first: the seal binds it.
@@ -554,13 +569,14 @@ impl Session {
                     version: stored.version + 1,
                     data: encode(
                         &view.payload,
+                        now,
                         Binding::new(&key, &stored.id, view.user.as_deref(), stored.created_at),
                         config.keys(),
                     )?,
                 };
                 match token {
-                    Some(token) => Plan::Rotate(stored.key, record, token, view),
-                    None => Plan::Update(record, view),
+                    Some(token) => Plan::Rotate(stored.key, record, token),
+                    None => Plan::Update(record),
                 }
             }
             Some(stored) => match st.touch_to {
@@ -568,16 +584,23 @@ impl Session {
                 None => Plan::Nothing,
             },
         };
-        Ok((plan, n, login, st.epoch))
+        let written = Written {
+            ops: n,
+            login,
+            epoch: st.epoch,
+            at: now,
+        };
+        Ok((plan, written))
     }
 
     /// Records a successful store call; returns the committed principal.
-    fn finish(&self, plan: Plan, committed_ops: usize, epoch: u64) -> Result<Option<String>> {
+    fn finish(&self, plan: Plan, written: Written) -> Result<Option<String>> {
         let config = self.inner.manager.config();
         let now = self.inner.manager.now();
         let mut st = self.state();
-        let max_age = |view: &View, created_at: Timestamp| {
-            view.payload
+        let max_age = |st: &State, created_at: Timestamp| {
+            st.base
+                .payload
                 .remember
                 .then(|| absolute_deadline(config, created_at).since(now))
         };
@@ -589,37 +612,41 @@ impl Session {
                 }
                 st.touch_to = None;
             }
-            Plan::Create(record, token, view) | Plan::Rotate(_, record, token, view) => {
+            Plan::Create(record, token) | Plan::Rotate(_, record, token) => {
+                let created_at = record.created_at;
+                self.settle(&mut st, record, written)?;
                 st.action = TokenAction::Issue {
                     token: token.clone(),
-                    max_age: max_age(&view, record.created_at),
+                    max_age: max_age(&st, created_at),
                 };
                 st.token = Some(token);
                 st.rotate = false;
-                Self::settle(&mut st, record, view, committed_ops, epoch)?;
             }
-            Plan::Update(record, view) => {
-                if view.payload.remember != st.base.payload.remember {
+            Plan::Update(record) => {
+                let (created_at, remembered) = (record.created_at, st.base.payload.remember);
+                self.settle(&mut st, record, written)?;
+                if st.base.payload.remember != remembered {
                     if let Some(token) = st.token.clone() {
                         st.action = TokenAction::Issue {
                             token,
-                            max_age: max_age(&view, record.created_at),
+                            max_age: max_age(&st, created_at),
                         };
                     }
                 }
-                Self::settle(&mut st, record, view, committed_ops, epoch)?;
             }
         }
         Ok(st.base.user.clone())
     }
 
-    fn settle(
-        st: &mut State,
-        record: Record,
-        view: View,
-        committed_ops: usize,
-        epoch: u64,
-    ) -> Result<()> {
+    /// Makes `record`, just written from the first `committed_ops` changes,
+    /// the new base.
+    fn settle(&self, st: &mut State, record: Record, written: Written) -> Result<()> {
+        let Written {
+            ops: committed_ops,
+            epoch,
+            at: written_at,
+            ..
+        } = written;
         if st.epoch != epoch {
             // `logout` ran while this commit was in flight and threw the
             // pending changes away; only remember what is stored, so the
@@ -627,9 +654,25 @@ impl Session {
             st.stored = Some(record);
             return Ok(());
         }
-        st.ops.drain(..committed_ops);
+        if st.ops.len() == committed_ops {
+            // The usual case: the current view is exactly what was written.
+            if let Some(view) = st.view.take() {
+                st.base = view;
+            }
+            st.base.payload.last_seen = written_at;
+            st.ops.clear();
+        } else {
+            // More changes arrived while the write was in flight: what was
+            // written is exactly the record's data, so read it back.
+            let config = self.inner.manager.config();
+            let payload = decode(&record.data, Binding::of(&record), config.keys())?;
+            st.ops.drain(..committed_ops);
+            st.base = View {
+                payload,
+                user: record.user.clone(),
+            };
+        }
         st.stored = Some(record);
-        st.base = view;
         st.touch_to = None;
         st.refresh_view()
     }

@@ -142,3 +142,36 @@ async fn a_failed_modify_is_not_applied_by_a_later_commit() {
         "the caller was told it failed"
     );
 }
+
+#[tokio::test]
+async fn a_change_made_while_a_commit_is_in_flight_stays_pending_for_the_next_commit() {
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    s.insert("first", &1).unwrap();
+    let hold = f.store.update_gate.write().await;
+    let committing = tokio::spawn({
+        let s = s.clone();
+        async move { s.commit().await }
+    });
+    f.store.update_entered.notified().await;
+    s.insert("second", &2).unwrap();
+    drop(hold);
+    committing.await.unwrap().unwrap();
+
+    assert_eq!(s.get::<i32>("first").unwrap(), Some(1));
+    assert_eq!(s.get::<i32>("second").unwrap(), Some(2), "still seen");
+    let stored = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(stored.get::<i32>("first").unwrap(), Some(1));
+    assert_eq!(
+        stored.get::<i32>("second").unwrap(),
+        None,
+        "not yet written"
+    );
+
+    s.commit().await.unwrap();
+    let stored = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(stored.get::<i32>("first").unwrap(), Some(1));
+    assert_eq!(stored.get::<i32>("second").unwrap(), Some(2));
+    assert_eq!(stored.get::<i32>("n").unwrap(), Some(1));
+}

@@ -25,6 +25,10 @@ pub struct Counting {
     pub deletes: AtomicU64,
     /// While set, `update` fails with a transient error (a store outage).
     pub fail_updates: std::sync::atomic::AtomicBool,
+    /// `update` signals this when it starts, then waits for a read lock on
+    /// `update_gate`: a test holding the write lock keeps writes in flight.
+    pub update_entered: tokio::sync::Notify,
+    pub update_gate: tokio::sync::RwLock<()>,
 }
 
 impl Counting {
@@ -62,6 +66,8 @@ impl SessionStore for Counting {
     }
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         bump(&self.updates);
+        self.update_entered.notify_one();
+        let _gate = self.update_gate.read().await;
         if self.fail_updates.load(Ordering::SeqCst) {
             return Err(session_core::Error::transient("memory", "injected outage"));
         }
@@ -118,6 +124,8 @@ pub fn fixture(config: SessionConfig) -> Fixture {
         rotates: AtomicU64::new(0),
         deletes: AtomicU64::new(0),
         fail_updates: std::sync::atomic::AtomicBool::new(false),
+        update_entered: tokio::sync::Notify::new(),
+        update_gate: tokio::sync::RwLock::new(()),
     });
     let manager = SessionManager::with_clock(store.clone(), config, Arc::new(clock.clone()))
         .expect("valid config");
