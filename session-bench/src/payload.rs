@@ -34,6 +34,17 @@ pub fn bytes(i: usize) -> Vec<u8> {
     serde_json::to_vec(&map).expect("payload serializes")
 }
 
+/// `stored` with one byte changed, as an update writes it back: a store
+/// may skip work for a value that did not change (sled does), and a session
+/// update always changes something.
+pub fn changed(stored: &[u8]) -> Vec<u8> {
+    let mut out = stored.to_vec();
+    if let Some(b) = out.get_mut(stored.len() / 2) {
+        *b ^= 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -58,7 +58,7 @@ pub async fn sled(sessions: usize, concurrency: usize) -> Vec<Phase> {
             let t = t.clone();
             async move {
                 let v = t.get(k).expect("get").expect("present");
-                t.insert(k, v.to_vec()).expect("insert");
+                t.insert(k, payload::changed(&v)).expect("insert");
             }
         })
         .await,
@@ -146,7 +146,7 @@ pub async fn postgres(
                     .expect("select");
                 sqlx::query(AssertSqlSafe(u))
                     .bind(&k[..])
-                    .bind(data)
+                    .bind(payload::changed(&data))
                     .execute(&p)
                     .await
                     .expect("update");
@@ -225,7 +225,10 @@ pub async fn redis(url: &str, prefix: &str, sessions: usize, concurrency: usize)
             let mut c = c.clone();
             async move {
                 let v: Vec<u8> = c.get(&name).await.expect("GET");
-                let _: () = c.set_ex(&name, v, TTL_SECS).await.expect("SET EX");
+                let _: () = c
+                    .set_ex(&name, payload::changed(&v), TTL_SECS)
+                    .await
+                    .expect("SET EX");
             }
         })
         .await,

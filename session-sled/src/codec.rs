@@ -1,8 +1,10 @@
 //! The on-disk layout: record values and index keys.
 //!
-//! Record value: `0x01 | id (16) | created_at (i64 BE) | expires_at (i64 BE) |
+//! Record value: `0x02 | id (16) | created_at (i64 BE) | expires_at (i64 BE) |
 //! version (u64 BE) | user flag (0 none, 1 some) | [user length (u32 BE) | user]
-//! | data`.
+//! | filed_at (i64 BE) | data`, where `filed_at` is the time of the record's
+//! expiry-index entry (at or before `expires_at`). Format `0x01`, without
+//! `filed_at`, is still read: its entry is at `expires_at`.
 //!
 //! User index key: `user length (u32 BE) | user | session key (32)`; the length
 //! prefix keeps `"al"` from matching `"alice"`.
@@ -12,12 +14,14 @@
 
 use session_core::{Error, Record, SessionId, SessionKey, Timestamp};
 
-const FORMAT: u8 = 0x01;
+const FORMAT_V1: u8 = 0x01;
+const FORMAT: u8 = 0x02;
 const FIXED: usize = 1 + 16 + 8 + 8 + 8 + 1;
 
-pub(crate) fn encode_record(r: &Record) -> Vec<u8> {
+/// `r` as stored, with its expiry-index entry at `filed_at`.
+pub(crate) fn encode_record(r: &Record, filed_at: Timestamp) -> Vec<u8> {
     let user_len = r.user.as_ref().map_or(0, |u| 4 + u.len());
-    let mut out = Vec::with_capacity(FIXED + user_len + r.data.len());
+    let mut out = Vec::with_capacity(FIXED + user_len + 8 + r.data.len());
     out.push(FORMAT);
     out.extend_from_slice(&r.id.to_bytes());
     out.extend_from_slice(&r.created_at.as_millis().to_be_bytes());
@@ -31,13 +35,15 @@ pub(crate) fn encode_record(r: &Record) -> Vec<u8> {
             out.extend_from_slice(user.as_bytes());
         }
     }
+    out.extend_from_slice(&filed_at.as_millis().to_be_bytes());
     out.extend_from_slice(&r.data);
     out
 }
 
-pub(crate) fn decode_record(key: SessionKey, bytes: &[u8]) -> Result<Record, Error> {
+/// A stored record and the time of its expiry-index entry.
+pub(crate) fn decode_record(key: SessionKey, bytes: &[u8]) -> Result<(Record, Timestamp), Error> {
     let corrupt = || Error::decode("sled session record");
-    if bytes.len() < FIXED || bytes[0] != FORMAT {
+    if bytes.len() < FIXED || !matches!(bytes[0], FORMAT | FORMAT_V1) {
         return Err(corrupt());
     }
     let id = uuid_from(&bytes[1..17]);
@@ -57,7 +63,16 @@ pub(crate) fn decode_record(key: SessionKey, bytes: &[u8]) -> Result<Record, Err
         }
         _ => return Err(corrupt()),
     };
-    Ok(Record {
+    let (filed_at, rest) = if bytes[0] == FORMAT {
+        let filed = rest.get(..8).ok_or_else(corrupt)?;
+        (
+            Timestamp::from_millis(i64::from_be_bytes(arr(filed))),
+            &rest[8..],
+        )
+    } else {
+        (expires_at, rest)
+    };
+    let record = Record {
         key,
         id,
         user,
@@ -65,7 +80,8 @@ pub(crate) fn decode_record(key: SessionKey, bytes: &[u8]) -> Result<Record, Err
         expires_at,
         version,
         data: rest.to_vec(),
-    })
+    };
+    Ok((record, filed_at))
 }
 
 fn uuid_from(bytes: &[u8]) -> SessionId {
@@ -149,14 +165,31 @@ mod tests {
             sample(Some(""), b"x"),
             sample(Some("é \"q\""), &[0, 255]),
         ] {
-            assert_eq!(decode_record(r.key, &encode_record(&r)).unwrap(), r);
+            let filed = Timestamp::from_millis(42);
+            assert_eq!(
+                decode_record(r.key, &encode_record(&r, filed)).unwrap(),
+                (r, filed)
+            );
         }
+    }
+
+    #[test]
+    fn format_1_records_are_filed_at_their_deadline() {
+        let r = sample(Some("alice"), b"data");
+        let mut v1 = encode_record(&r, Timestamp::EPOCH);
+        v1[0] = FORMAT_V1;
+        let filed_at = FIXED + 4 + "alice".len();
+        v1.drain(filed_at..filed_at + 8);
+        assert_eq!(
+            decode_record(r.key, &v1).unwrap(),
+            (r.clone(), r.expires_at)
+        );
     }
 
     #[test]
     fn every_truncation_is_a_decode_error_or_a_shorter_payload_never_a_panic() {
         let r = sample(Some("alice"), b"payload");
-        let bytes = encode_record(&r);
+        let bytes = encode_record(&r, r.expires_at);
         for cut in 0..bytes.len() {
             let _ = decode_record(r.key, &bytes[..cut]);
         }

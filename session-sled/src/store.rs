@@ -3,18 +3,15 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use session_core::{
     Clock, Error, Record, Result, SessionKey, SessionStore, SystemClock, Timestamp,
 };
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionalTree,
-};
-use sled::{Transactional, Tree};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Tree;
 
 use crate::codec::{
     decode_record, encode_record, expiry_key, key_of_index_entry, time_of_expiry_entry, user_key,
@@ -88,10 +85,23 @@ impl SledOptions {
 /// An embedded [`SessionStore`] on [sled](https://docs.rs/sled/0.34).
 ///
 /// Three trees: `records` (key → record), `users` (user + key → ∅, the per-user
-/// index) and `expiry` (deadline + key → ∅, the expiry index). Every write
-/// changes them in one sled transaction, so the indexes always agree with the
-/// records, also after a crash. `purge_expired` walks the expiry index from its
-/// start up to now: it reads what has expired and nothing else.
+/// index) and `expiry` (time + key → ∅, the expiry index).
+///
+/// Writes are single-key sled operations in a fixed order, not multi-tree
+/// transactions (which cost five times as much): writers of one key take an
+/// in-process lock (sled allows one process per database), an index entry is
+/// written *before* the record that needs it and removed *after* the record
+/// that needed it. So an index never misses a record, also after a crash; at
+/// worst it holds a leftover entry, which readers skip and `purge_expired`
+/// removes. A rotation switches the two records in one transaction on the
+/// `records` tree, so no reader sees both keys or neither.
+///
+/// A record's expiry entry is at or before its deadline (the record keeps the
+/// entry's time): extending the deadline, which every request does, writes
+/// the record alone; only a record whose deadline moved earlier is filed
+/// again. `purge_expired` walks the expiry index from its start up to now,
+/// removes what has expired and files extended records at their deadline: it
+/// reads what is due and nothing else.
 ///
 /// Durability is a choice, see [`Durability`]; the default flushes in the
 /// background every 500 ms.
@@ -138,22 +148,30 @@ pub struct IndexReport {
     pub corrupt_records: u64,
     /// Records missing their user-index entry.
     pub missing_user_entries: u64,
-    /// Records missing their expiry-index entry.
+    /// Records missing their expiry-index entry (or filed after their
+    /// deadline).
     pub missing_expiry_entries: u64,
-    /// User-index entries with no matching record.
+    /// User-index entries with no matching record: harmless leftovers of an
+    /// interrupted write, skipped on read.
     pub dangling_user_entries: u64,
-    /// Expiry-index entries with no matching record.
+    /// Expiry-index entries with no matching record: harmless leftovers,
+    /// removed by `purge_expired` once due.
     pub dangling_expiry_entries: u64,
 }
 
 impl IndexReport {
-    /// Whether every record and index entry agree.
+    /// Whether every record decodes and is in the indexes it belongs in.
+    /// Dangling entries do not count: writes leave them behind only when
+    /// interrupted (a crash), readers skip them, and purging removes them.
     pub fn is_consistent(&self) -> bool {
         self.corrupt_records == 0
             && self.missing_user_entries == 0
             && self.missing_expiry_entries == 0
-            && self.dangling_user_entries == 0
-            && self.dangling_expiry_entries == 0
+    }
+
+    /// Consistent, and without leftover entries either.
+    pub fn is_tidy(&self) -> bool {
+        self.is_consistent() && self.dangling_user_entries == 0 && self.dangling_expiry_entries == 0
     }
 }
 
@@ -169,65 +187,33 @@ fn storage(e: sled::Error) -> Error {
     }
 }
 
-type Tx<T> = ConflictableTransactionResult<T, Error>;
+/// Writers of one record key hold its stripe. Process-wide, so stores opened
+/// separately on the same database (`from_db` twice) exclude each other too.
+static STRIPES: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
 
-fn abort<T>(e: Error) -> Tx<T> {
-    Err(ConflictableTransactionError::Abort(e))
+fn stripe(key: &SessionKey) -> usize {
+    usize::from(key.as_bytes()[0]) % STRIPES.len()
 }
 
-/// The three trees inside one transaction.
-struct Txn<'a> {
-    records: &'a TransactionalTree,
-    users: &'a TransactionalTree,
-    expiry: &'a TransactionalTree,
+fn lock(i: usize) -> MutexGuard<'static, ()> {
+    // The guarded data is `()`: a panic elsewhere leaves nothing half done.
+    STRIPES[i].lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The locks of one or two keys, taken in stripe order.
+fn lock_keys(a: &SessionKey, b: Option<&SessionKey>) -> Vec<MutexGuard<'static, ()>> {
+    let (i, j) = (stripe(a), b.map(stripe));
+    match j {
+        Some(j) if j != i => vec![lock(i.min(j)), lock(i.max(j))],
+        _ => vec![lock(i)],
+    }
 }
 
 enum Stored {
     Absent,
     Corrupt,
-    Present(Record),
-}
-
-impl Txn<'_> {
-    fn get(&self, key: &SessionKey) -> Tx<Stored> {
-        Ok(match self.records.get(key.as_bytes())? {
-            None => Stored::Absent,
-            Some(bytes) => match decode_record(*key, &bytes) {
-                Ok(r) => Stored::Present(r),
-                Err(_) => Stored::Corrupt,
-            },
-        })
-    }
-
-    /// The live record under `key`, or the abort the contract asks for.
-    fn live(&self, key: &SessionKey, now: Timestamp) -> Tx<Record> {
-        match self.get(key)? {
-            Stored::Present(r) if r.is_live_at(now) => Ok(r),
-            Stored::Present(_) | Stored::Absent => abort(Error::NotFound),
-            Stored::Corrupt => abort(Error::decode("sled session record")),
-        }
-    }
-
-    fn put(&self, record: &Record) -> Tx<()> {
-        self.records
-            .insert(record.key.as_bytes(), encode_record(record))?;
-        if let Some(user) = &record.user {
-            self.users.insert(user_key(user, &record.key), &[])?;
-        }
-        self.expiry
-            .insert(&expiry_key(record.expires_at, &record.key)[..], &[])?;
-        Ok(())
-    }
-
-    fn remove(&self, record: &Record) -> Tx<()> {
-        self.records.remove(record.key.as_bytes())?;
-        if let Some(user) = &record.user {
-            self.users.remove(user_key(user, &record.key))?;
-        }
-        self.expiry
-            .remove(&expiry_key(record.expires_at, &record.key)[..])?;
-        Ok(())
-    }
+    /// The record and the time of its expiry entry.
+    Present(Record, Timestamp),
 }
 
 impl SledStore {
@@ -320,7 +306,7 @@ impl SledStore {
                 report.corrupt_records += 1;
                 continue;
             };
-            let Ok(r) = decode_record(key, &v) else {
+            let Ok((r, filed_at)) = decode_record(key, &v) else {
                 report.corrupt_records += 1;
                 continue;
             };
@@ -333,10 +319,11 @@ impl SledStore {
                     report.missing_user_entries += 1;
                 }
             }
-            if !inner
-                .expiry
-                .contains_key(&expiry_key(r.expires_at, &key)[..])
-                .map_err(storage)?
+            if filed_at > r.expires_at
+                || !inner
+                    .expiry
+                    .contains_key(&expiry_key(filed_at, &key)[..])
+                    .map_err(storage)?
             {
                 report.missing_expiry_entries += 1;
             }
@@ -344,20 +331,23 @@ impl SledStore {
         for item in inner.users.iter() {
             let (entry, _) = item.map_err(storage)?;
             let ok = key_of_index_entry(&entry)
-                .map(|key| self.raw(&key))
+                .map(|key| self.get(&key))
                 .transpose()?
-                .flatten()
-                .is_some_and(|r| {
-                    r.user
+                .is_some_and(|stored| match stored {
+                    Stored::Present(r, _) => r
+                        .user
                         .as_ref()
-                        .is_some_and(|u| user_key(u, &r.key) == *entry)
+                        .is_some_and(|u| user_key(u, &r.key) == *entry),
+                    Stored::Absent | Stored::Corrupt => false,
                 });
             report.dangling_user_entries += u64::from(!ok);
         }
         for item in inner.expiry.iter() {
             let (entry, _) = item.map_err(storage)?;
             let ok = match (time_of_expiry_entry(&entry), key_of_index_entry(&entry)) {
-                (Some(at), Some(key)) => self.raw(&key)?.is_some_and(|r| r.expires_at == at),
+                (Some(at), Some(key)) => {
+                    matches!(self.get(&key)?, Stored::Present(_, filed) if filed == at)
+                }
                 _ => false,
             };
             report.dangling_expiry_entries += u64::from(!ok);
@@ -365,36 +355,121 @@ impl SledStore {
         Ok(report)
     }
 
-    /// The record under `key`, live or not; `None` also for undecodable bytes.
-    fn raw(&self, key: &SessionKey) -> Result<Option<Record>> {
-        Ok(self
-            .inner
-            .records
-            .get(key.as_bytes())
-            .map_err(storage)?
-            .and_then(|v| decode_record(*key, &v).ok()))
+    /// The record under `key`, live or not.
+    fn get(&self, key: &SessionKey) -> Result<Stored> {
+        Ok(
+            match self.inner.records.get(key.as_bytes()).map_err(storage)? {
+                None => Stored::Absent,
+                Some(bytes) => match decode_record(*key, &bytes) {
+                    Ok((r, filed_at)) => Stored::Present(r, filed_at),
+                    Err(_) => Stored::Corrupt,
+                },
+            },
+        )
+    }
+
+    /// The live record under `key` and its filing time, or the error the
+    /// contract asks for.
+    fn live(&self, key: &SessionKey, now: Timestamp) -> Result<(Record, Timestamp)> {
+        match self.get(key)? {
+            Stored::Present(r, filed_at) if r.is_live_at(now) => Ok((r, filed_at)),
+            Stored::Present(..) | Stored::Absent => Err(Error::NotFound),
+            Stored::Corrupt => Err(Error::decode("sled session record")),
+        }
     }
 
     fn now(&self) -> Timestamp {
         self.inner.clock.now()
     }
 
-    fn txn<T>(&self, f: impl Fn(&Txn<'_>) -> Tx<T>) -> Result<T> {
-        let inner = &self.inner;
-        let result = (&inner.records, &inner.users, &inner.expiry).transaction(
-            |(records, users, expiry)| {
-                f(&Txn {
-                    records,
-                    users,
-                    expiry,
-                })
-            },
-        );
-        match result {
-            Ok(v) => Ok(v),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(storage(e)),
+    fn put_record(&self, r: &Record, filed_at: Timestamp) -> Result<()> {
+        self.inner
+            .records
+            .insert(r.key.as_bytes(), encode_record(r, filed_at))
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn file(&self, at: Timestamp, key: &SessionKey) -> Result<()> {
+        self.inner
+            .expiry
+            .insert(&expiry_key(at, key)[..], &[])
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn unfile(&self, at: Timestamp, key: &SessionKey) -> Result<()> {
+        self.inner
+            .expiry
+            .remove(&expiry_key(at, key)[..])
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn index_user(&self, user: &str, key: &SessionKey) -> Result<()> {
+        self.inner
+            .users
+            .insert(user_key(user, key), &[])
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn unindex_user(&self, user: &str, key: &SessionKey) -> Result<()> {
+        self.inner
+            .users
+            .remove(user_key(user, key))
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Writes `new` over `old` (same key, held locked): entries it needs
+    /// first, then the record, then entries it no longer needs.
+    fn replace(&self, old: &Record, old_filed: Timestamp, new: &Record) -> Result<()> {
+        // An earlier deadline needs an earlier entry; a later one is found by
+        // purge at the old entry and filed again then.
+        let filed_at = if new.expires_at < old_filed {
+            self.file(new.expires_at, &new.key)?;
+            new.expires_at
+        } else {
+            old_filed
+        };
+        let user_changed = old.user != new.user;
+        if let (true, Some(user)) = (user_changed, &new.user) {
+            self.index_user(user, &new.key)?;
         }
+        self.put_record(new, filed_at)?;
+        if filed_at != old_filed {
+            self.unfile(old_filed, &old.key)?;
+        }
+        if let (true, Some(user)) = (user_changed, &old.user) {
+            self.unindex_user(user, &old.key)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a record under a free key (held locked): entries first.
+    fn insert_new(&self, r: &Record) -> Result<()> {
+        self.file(r.expires_at, &r.key)?;
+        if let Some(user) = &r.user {
+            self.index_user(user, &r.key)?;
+        }
+        self.put_record(r, r.expires_at)
+    }
+
+    /// Removes a record (held locked): the record first, then its entries.
+    fn remove(&self, r: &Record, filed_at: Timestamp) -> Result<()> {
+        self.inner
+            .records
+            .remove(r.key.as_bytes())
+            .map_err(storage)?;
+        self.unindex(r, filed_at)
+    }
+
+    fn unindex(&self, r: &Record, filed_at: Timestamp) -> Result<()> {
+        if let Some(user) = &r.user {
+            self.unindex_user(user, &r.key)?;
+        }
+        self.unfile(filed_at, &r.key)
     }
 
     /// Makes a write durable when the options ask for it.
@@ -419,15 +494,16 @@ impl SledStore {
 impl SessionStore for SledStore {
     async fn create(&self, record: &Record) -> Result<()> {
         let now = self.now();
-        self.txn(|t| {
-            match t.get(&record.key)? {
-                Stored::Present(old) if old.is_live_at(now) => return abort(Error::AlreadyExists),
-                Stored::Present(old) => t.remove(&old)?,
-                Stored::Corrupt => return abort(Error::decode("sled session record")),
+        {
+            let _locked = lock_keys(&record.key, None);
+            match self.get(&record.key)? {
+                Stored::Present(old, _) if old.is_live_at(now) => return Err(Error::AlreadyExists),
+                Stored::Present(old, filed_at) => self.remove(&old, filed_at)?,
+                Stored::Corrupt => return Err(Error::decode("sled session record")),
                 Stored::Absent => {}
             }
-            t.put(record)
-        })?;
+            self.insert_new(record)?;
+        }
         self.written(()).await
     }
 
@@ -435,34 +511,33 @@ impl SessionStore for SledStore {
         let Some(bytes) = self.inner.records.get(key.as_bytes()).map_err(storage)? else {
             return Ok(None);
         };
-        let record = decode_record(*key, &bytes)?;
+        let (record, _) = decode_record(*key, &bytes)?;
         Ok(record.is_live_at(self.now()).then_some(record))
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         record.check_update(expected_version)?;
         let now = self.now();
-        self.txn(|t| {
-            let old = t.live(&record.key, now)?;
+        {
+            let _locked = lock_keys(&record.key, None);
+            let (old, filed_at) = self.live(&record.key, now)?;
             if old.version != expected_version {
-                return abort(Error::Conflict);
+                return Err(Error::Conflict);
             }
-            t.remove(&old)?;
-            t.put(record)
-        })?;
+            self.replace(&old, filed_at, record)?;
+        }
         self.written(()).await
     }
 
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
         let now = self.now();
-        self.txn(|t| {
-            let mut r = t.live(key, now)?;
-            t.expiry.remove(&expiry_key(r.expires_at, key)[..])?;
-            r.expires_at = expires_at;
-            t.records.insert(key.as_bytes(), encode_record(&r))?;
-            t.expiry.insert(&expiry_key(expires_at, key)[..], &[])?;
-            Ok(())
-        })?;
+        {
+            let _locked = lock_keys(key, None);
+            let (old, filed_at) = self.live(key, now)?;
+            let mut touched = old.clone();
+            touched.expires_at = expires_at;
+            self.replace(&old, filed_at, &touched)?;
+        }
         self.written(()).await
     }
 
@@ -474,43 +549,61 @@ impl SessionStore for SledStore {
     ) -> Result<()> {
         record.check_rotate(old_key, expected_version)?;
         let now = self.now();
-        self.txn(|t| {
-            let old = t.live(old_key, now)?;
+        {
+            let _locked = lock_keys(old_key, Some(&record.key));
+            let (old, old_filed) = self.live(old_key, now)?;
             if old.version != expected_version {
-                return abort(Error::Conflict);
+                return Err(Error::Conflict);
             }
             if old.id != record.id {
-                return abort(Error::InvalidInput(
+                return Err(Error::InvalidInput(
                     "rotate must keep the session id of the old record".into(),
                 ));
             }
-            match t.get(&record.key)? {
-                Stored::Present(r) if r.is_live_at(now) => return abort(Error::AlreadyExists),
-                Stored::Present(r) => t.remove(&r)?,
-                Stored::Corrupt => return abort(Error::AlreadyExists),
+            match self.get(&record.key)? {
+                Stored::Present(r, _) if r.is_live_at(now) => return Err(Error::AlreadyExists),
+                Stored::Present(r, filed_at) => self.remove(&r, filed_at)?,
+                Stored::Corrupt => return Err(Error::AlreadyExists),
                 Stored::Absent => {}
             }
-            t.remove(&old)?;
-            t.put(record)
-        })?;
+            // Entries of the new key first; then both records switch in one
+            // step, so no reader sees both keys or neither; then the old
+            // key's entries go.
+            self.file(record.expires_at, &record.key)?;
+            if let Some(user) = &record.user {
+                self.index_user(user, &record.key)?;
+            }
+            let value = encode_record(record, record.expires_at);
+            self.inner
+                .records
+                .transaction(|t| {
+                    t.remove(old_key.as_bytes())?;
+                    t.insert(record.key.as_bytes(), value.as_slice())?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(e) => storage(e),
+                    TransactionError::Abort(()) => Error::backend(BACKEND, "rotation aborted"),
+                })?;
+            self.unindex(&old, old_filed)?;
+        }
         self.written(()).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
         let now = self.now();
-        let outcome = self.txn(|t| match t.get(key)? {
-            Stored::Present(r) => {
-                t.remove(&r)?;
-                Ok(Some(r.is_live_at(now)))
-            }
-            Stored::Corrupt => Ok(None),
-            Stored::Absent => Ok(Some(false)),
-        })?;
-        let deleted = match outcome {
-            Some(live) => live,
-            None => {
-                self.remove_corrupt(key, None)?;
-                true
+        let deleted = {
+            let _locked = lock_keys(key, None);
+            match self.get(key)? {
+                Stored::Present(r, filed_at) => {
+                    self.remove(&r, filed_at)?;
+                    r.is_live_at(now)
+                }
+                Stored::Corrupt => {
+                    self.remove_corrupt(key, None)?;
+                    true
+                }
+                Stored::Absent => false,
             }
         };
         self.written(deleted).await
@@ -524,7 +617,7 @@ impl SessionStore for SledStore {
             let Some(key) = key_of_index_entry(&entry) else {
                 continue;
             };
-            if let Some(r) = self.raw(&key)? {
+            if let Stored::Present(r, _) = self.get(&key)? {
                 if r.user.as_deref() == Some(user) && r.is_live_at(now) {
                     out.push(r);
                 }
@@ -534,9 +627,9 @@ impl SessionStore for SledStore {
     }
 
     /// Works in passes over the user's index until a pass finds no entry it
-    /// has not dealt with. `rotate` writes the new key's index entry in the
-    /// same transaction that makes it live, and only rotates a live old key,
-    /// so a session that moves during a pass shows up in the next one.
+    /// has not dealt with. `rotate` writes the new key's index entry before
+    /// the new key goes live, and only rotates a live old key, so a session
+    /// that moves during a pass shows up in the next one.
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         let now = self.now();
         let mut deleted = 0;
@@ -560,26 +653,29 @@ impl SessionStore for SledStore {
                 if Some(&key) == keep {
                     continue;
                 }
-                let outcome = self.txn(|t| match t.get(&key)? {
-                    Stored::Present(r) if r.user.as_deref() == Some(user) => {
-                        t.remove(&r)?;
-                        Ok(Some(r.is_live_at(now)))
+                let _locked = lock_keys(&key, None);
+                match self.get(&key)? {
+                    Stored::Present(r, filed_at) if r.user.as_deref() == Some(user) => {
+                        self.remove(&r, filed_at)?;
+                        deleted += u64::from(r.is_live_at(now));
                     }
-                    Stored::Present(_) | Stored::Absent => {
-                        t.users.remove(entry)?;
-                        Ok(Some(false))
+                    Stored::Present(..) | Stored::Absent => {
+                        self.inner.users.remove(entry).map_err(storage)?;
                     }
-                    Stored::Corrupt => Ok(None),
-                })?;
-                match outcome {
-                    Some(live) => deleted += u64::from(live),
-                    None => self.remove_corrupt(&key, Some((&self.inner.users, entry)))?,
+                    Stored::Corrupt => {
+                        self.remove_corrupt(&key, Some((&self.inner.users, entry)))?;
+                    }
                 }
             }
             seen.extend(fresh.into_iter().map(|e| e.to_vec()));
         }
     }
 
+    /// Walks the expiry index up to now. An entry whose record expired takes
+    /// the record with it; an entry whose record's deadline has moved later
+    /// is moved to that deadline (so an active session costs one step per
+    /// time its old deadline passes, not one per request); an entry whose
+    /// record is gone or filed elsewhere is a leftover and goes.
     async fn purge_expired(&self) -> Result<u64> {
         let now = self.now();
         let end = expiry_key(now, &SessionKey::from_bytes([0xff; 32]));
@@ -606,20 +702,23 @@ impl SessionStore for SledStore {
                     self.inner.expiry.remove(&entry).map_err(storage)?;
                     continue;
                 };
-                let outcome = self.txn(|t| match t.get(&key)? {
-                    Stored::Present(r) if r.expires_at == at => {
-                        t.remove(&r)?;
-                        Ok(Some(true))
+                let _locked = lock_keys(&key, None);
+                match self.get(&key)? {
+                    Stored::Present(r, filed_at) if filed_at == at && !r.is_live_at(now) => {
+                        self.remove(&r, filed_at)?;
+                        removed += 1;
                     }
-                    Stored::Present(_) | Stored::Absent => {
-                        t.expiry.remove(&entry)?;
-                        Ok(Some(false))
+                    Stored::Present(r, filed_at) if filed_at == at => {
+                        self.file(r.expires_at, &key)?;
+                        self.put_record(&r, r.expires_at)?;
+                        self.unfile(at, &key)?;
                     }
-                    Stored::Corrupt => Ok(None),
-                })?;
-                match outcome {
-                    Some(gone) => removed += u64::from(gone),
-                    None => self.remove_corrupt(&key, Some((&self.inner.expiry, &entry)))?,
+                    Stored::Present(..) | Stored::Absent => {
+                        self.inner.expiry.remove(&entry).map_err(storage)?;
+                    }
+                    Stored::Corrupt => {
+                        self.remove_corrupt(&key, Some((&self.inner.expiry, &entry)))?;
+                    }
                 }
             }
         }

@@ -86,3 +86,104 @@ async fn the_background_task_purges_every_period_and_stops_on_shutdown() {
         "a stopped task purges nothing"
     );
 }
+
+/// The store on a manual clock, starting at a fixed instant.
+fn store_on(clock: &ManualClock) -> SledStore {
+    SledStore::temporary(SledOptions::default().clock(Arc::new(clock.clone()))).unwrap()
+}
+
+#[tokio::test]
+async fn an_extended_deadline_is_filed_again_by_purge_not_by_every_write() {
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let store = store_on(&clock);
+    let mut r = record(Some("alice"), clock.now(), Duration::from_secs(60));
+    store.create(&r).await.unwrap();
+    // Every minute a request extends the deadline by another minute.
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(50));
+        r.version += 1;
+        r.expires_at = clock.now().saturating_add(Duration::from_secs(60));
+        store.update(&r, r.version - 1).await.unwrap();
+        assert!(
+            store.check_indexes().unwrap().is_tidy(),
+            "one entry, no leftovers"
+        );
+    }
+    let before = store.purge_examined();
+    assert_eq!(store.purge_expired().await.unwrap(), 0, "still live");
+    assert_eq!(
+        store.purge_examined() - before,
+        1,
+        "the first deadline passed long ago: its entry is read once and moved"
+    );
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert_eq!(store.purge_examined() - before, 1, "moved past now");
+    assert_eq!(store.load(&r.key).await.unwrap(), Some(r.clone()));
+    assert!(store.check_indexes().unwrap().is_tidy());
+
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        1,
+        "gone at its deadline"
+    );
+    assert!(store.list_user("alice").await.unwrap().is_empty());
+    assert_eq!(store.check_indexes().unwrap(), Default::default());
+}
+
+#[tokio::test]
+async fn a_deadline_moved_earlier_is_filed_at_once_and_purged_then() {
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let store = store_on(&clock);
+    let r = record(None, clock.now(), Duration::from_secs(3600));
+    store.create(&r).await.unwrap();
+    store
+        .touch(&r.key, clock.now().saturating_add(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(
+        store.check_indexes().unwrap().is_tidy(),
+        "the old entry went"
+    );
+    clock.advance(Duration::from_secs(10));
+    let before = store.purge_examined();
+    assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert_eq!(store.purge_examined() - before, 1);
+    assert_eq!(store.check_indexes().unwrap(), Default::default());
+}
+
+#[tokio::test]
+async fn leftover_index_entries_are_harmless_and_cleared() {
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let options = SledOptions::default()
+        .namespace("t")
+        .clock(Arc::new(clock.clone()));
+    let store = SledStore::from_db(db.clone(), options).unwrap();
+    let live = record(Some("bob"), clock.now(), Duration::from_secs(60));
+    let gone = record(Some("bob"), clock.now(), Duration::from_secs(60));
+    store.create(&live).await.unwrap();
+    store.create(&gone).await.unwrap();
+    // What a crash between "record removed" and "its entries removed" leaves.
+    db.open_tree("t.records")
+        .unwrap()
+        .remove(gone.key.as_bytes())
+        .unwrap();
+    let report = store.check_indexes().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert!(!report.is_tidy());
+    assert_eq!(
+        (report.dangling_user_entries, report.dangling_expiry_entries),
+        (1, 1)
+    );
+
+    assert_eq!(store.list_user("bob").await.unwrap(), vec![live.clone()]);
+    assert_eq!(store.delete_user("bob", Some(&live.key)).await.unwrap(), 0);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        1,
+        "only the real record"
+    );
+    assert_eq!(store.check_indexes().unwrap(), Default::default());
+}
