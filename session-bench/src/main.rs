@@ -21,17 +21,21 @@ use sqlx::AssertSqlSafe;
 use measure::Phase;
 
 const USAGE: &str = "\
-session-bench [--smoke] [--json] [--sessions N] [--concurrency N]
+session-bench [--smoke] [--json] [--rounds N] [--sessions N] [--concurrency N]
               [--connections N] [--http-secs N] [--backends memory,sled,postgres,redis]
               [--postgres-url URL] [--redis-url URL]
 
-Defaults: 10000 sessions, 32 tasks, 64 HTTP connections for 5 s each, all four
-backends; URLs from SESSION_TEST_POSTGRES_URL / SESSION_TEST_REDIS_URL, else
-postgres://postgres@127.0.0.1:5432/test and redis://127.0.0.1:6379.
---smoke: 300 sessions, 1 s of HTTP (a seconds-long check that everything runs).
+Defaults: 3 rounds, 10000 sessions, 32 tasks, 64 HTTP connections for 5 s
+each, all four backends; URLs from SESSION_TEST_POSTGRES_URL /
+SESSION_TEST_REDIS_URL, else postgres://postgres@127.0.0.1:5432/test and
+redis://127.0.0.1:6379. Each figure is the median of the rounds; the
+implementations take turns, in alternating order.
+--smoke: 1 round, 300 sessions, 1 s of HTTP (a seconds-long check that
+everything runs).
 Build with --release (and --features compare for the tower-sessions columns).";
 
 struct Args {
+    rounds: usize,
     sessions: usize,
     concurrency: usize,
     connections: usize,
@@ -45,6 +49,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
     let mut a = Args {
+        rounds: 3,
         sessions: 10_000,
         concurrency: 32,
         connections: 64,
@@ -68,10 +73,12 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--smoke" => {
+                a.rounds = 1;
                 a.sessions = 300;
                 a.http = Duration::from_secs(1);
             }
             "--json" => a.json = true,
+            "--rounds" => a.rounds = number(value()?)?.max(1),
             "--sessions" => a.sessions = number(value()?)?,
             "--concurrency" => a.concurrency = number(value()?)?.max(1),
             "--connections" => a.connections = number(value()?)?.max(1),
@@ -101,102 +108,137 @@ fn manager(store: Arc<dyn SessionStore>) -> SessionManager {
     SessionManager::new(store, SessionConfig::default()).expect("default config")
 }
 
-async fn store_runs(a: &Args) -> Vec<Run> {
+/// One implementation's store workload on `backend`, on fresh state;
+/// `None` when this build or backend has no such implementation.
+async fn store_run(a: &Args, backend: &str, imp: &'static str) -> Option<Vec<Phase>> {
     let (n, c) = (a.sessions, a.concurrency);
-    let mut runs = Vec::new();
-    let mut push = |backend: &str, implementation, phases| {
-        runs.push(Run {
-            backend: backend.to_owned(),
-            implementation,
-            phases,
-        })
-    };
-    for backend in &a.backends {
-        eprintln!("store workload: {backend}");
-        match backend.as_str() {
-            "memory" => {
-                push(
-                    backend,
-                    "ours",
-                    ours::workload(Arc::new(MemoryStore::new()), n, c).await,
-                );
-                #[cfg(feature = "compare")]
-                push(
-                    backend,
-                    "tower-sessions",
-                    tower::workload(Arc::new(tower_sessions::MemoryStore::default()), n, c).await,
-                );
-            }
-            "sled" => {
-                let store = session_sled::SledStore::temporary(Default::default()).expect("sled");
-                push(backend, "ours", ours::workload(Arc::new(store), n, c).await);
-                push(backend, "raw", raw::sled(n, c).await);
-            }
-            "postgres" => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .connect(&a.postgres)
-                    .await
-                    .expect("connect to PostgreSQL");
-                let schema = format!("bench_{}", tag());
+    match (backend, imp) {
+        ("memory", "ours") => Some(ours::workload(Arc::new(MemoryStore::new()), n, c).await),
+        #[cfg(feature = "compare")]
+        ("memory", "tower-sessions") => {
+            Some(tower::workload(Arc::new(tower_sessions::MemoryStore::default()), n, c).await)
+        }
+        ("sled", "ours") => {
+            let store = session_sled::SledStore::temporary(Default::default()).expect("sled");
+            Some(ours::workload(Arc::new(store), n, c).await)
+        }
+        ("sled", "raw") => Some(raw::sled(n, c).await),
+        ("postgres", "ours" | "raw") => {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .connect(&a.postgres)
+                .await
+                .expect("connect to PostgreSQL");
+            let schema = format!("bench_{}", tag());
+            let phases = if imp == "ours" {
                 let store = session_sqlx::PostgresStore::new(pool.clone())
                     .with_schema(&schema)
                     .expect("schema name");
                 store.migrate().await.expect("migrate");
-                push(backend, "ours", ours::workload(Arc::new(store), n, c).await);
-                push(
-                    backend,
-                    "raw",
-                    raw::postgres(pool.clone(), &schema, n, c).await,
-                );
-                #[cfg(feature = "compare")]
-                {
-                    use tower_sessions_sqlx_store::sqlx as sqlx08;
-                    let pool08 = sqlx08::postgres::PgPoolOptions::new()
-                        .max_connections(16)
-                        .connect(&a.postgres)
-                        .await
-                        .expect("connect (sqlx 0.8)");
-                    let tschema = format!("bench_tower_{}", tag());
-                    let store = tower_sessions_sqlx_store::PostgresStore::new(pool08.clone())
-                        .with_schema_name(&tschema)
-                        .expect("schema name");
-                    store.migrate().await.expect("migrate tower-sessions");
-                    push(
-                        backend,
-                        "tower-sessions",
-                        tower::workload(Arc::new(store), n, c).await,
-                    );
-                    let _ = sqlx08::query(&format!("DROP SCHEMA \"{tschema}\" CASCADE"))
-                        .execute(&pool08)
-                        .await;
-                }
-                let _ = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+                ours::workload(Arc::new(store), n, c).await
+            } else {
+                sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
                     .execute(&pool)
-                    .await;
-            }
-            "redis" => {
-                let prefix = format!("bench:{}:", tag());
-                let store = session_redis::RedisStore::connect(
-                    &a.redis,
-                    session_redis::RedisOptions::default().prefix(prefix.clone()),
-                )
+                    .await
+                    .expect("create the raw schema");
+                raw::postgres(pool.clone(), &schema, n, c).await
+            };
+            let _ = sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+                .execute(&pool)
+                .await;
+            Some(phases)
+        }
+        #[cfg(feature = "compare")]
+        ("postgres", "tower-sessions") => {
+            use tower_sessions_sqlx_store::sqlx as sqlx08;
+            let pool08 = sqlx08::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .connect(&a.postgres)
                 .await
-                .expect("connect to Redis");
-                push(backend, "ours", ours::workload(Arc::new(store), n, c).await);
-                push(
-                    backend,
-                    "raw",
-                    raw::redis(&a.redis, &format!("bench-raw:{}:", tag()), n, c).await,
-                );
-                #[cfg(feature = "compare")]
-                push(
-                    backend,
-                    "tower-sessions",
-                    tower::workload(Arc::new(tower_redis(&a.redis).await), n, c).await,
-                );
+                .expect("connect (sqlx 0.8)");
+            let schema = format!("bench_tower_{}", tag());
+            let store = tower_sessions_sqlx_store::PostgresStore::new(pool08.clone())
+                .with_schema_name(&schema)
+                .expect("schema name");
+            store.migrate().await.expect("migrate tower-sessions");
+            let phases = tower::workload(Arc::new(store), n, c).await;
+            let _ = sqlx08::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                .execute(&pool08)
+                .await;
+            Some(phases)
+        }
+        ("redis", "ours") => {
+            let store = session_redis::RedisStore::connect(
+                &a.redis,
+                session_redis::RedisOptions::default().prefix(format!("bench:{}:", tag())),
+            )
+            .await
+            .expect("connect to Redis");
+            Some(ours::workload(Arc::new(store), n, c).await)
+        }
+        ("redis", "raw") => {
+            Some(raw::redis(&a.redis, &format!("bench-raw:{}:", tag()), n, c).await)
+        }
+        #[cfg(feature = "compare")]
+        ("redis", "tower-sessions") => {
+            Some(tower::workload(Arc::new(tower_redis(&a.redis).await), n, c).await)
+        }
+        _ => None,
+    }
+}
+
+/// Every phase of `rounds`, each the round with the median rate: one slow
+/// or lucky round (a checkpoint, a neighbour's burst) does not decide.
+fn median_phases(mut rounds: Vec<Vec<Phase>>) -> Vec<Phase> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    let names: Vec<&'static str> = first.iter().map(|p| p.phase).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let mut seen: Vec<Phase> = rounds
+                .iter_mut()
+                .filter_map(|r| r.iter().find(|p| p.phase == name).cloned())
+                .collect();
+            seen.sort_by(|x, y| x.ops_per_sec.total_cmp(&y.ops_per_sec));
+            seen.swap_remove(seen.len() / 2)
+        })
+        .collect()
+}
+
+/// The store workloads, `a.rounds` times per backend; the implementations
+/// take turns, in alternating order, so none always runs on a warmer or
+/// more tired server.
+async fn store_runs(a: &Args) -> Vec<Run> {
+    const IMPLEMENTATIONS: [&str; 3] = ["ours", "raw", "tower-sessions"];
+    let mut runs = Vec::new();
+    for backend in &a.backends {
+        if !["memory", "sled", "postgres", "redis"].contains(&backend.as_str()) {
+            eprintln!("unknown backend {backend:?}, skipped");
+            continue;
+        }
+        let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); IMPLEMENTATIONS.len()];
+        for round in 0..a.rounds {
+            eprintln!("store workload: {backend}, round {}", round + 1);
+            let mut order: Vec<usize> = (0..IMPLEMENTATIONS.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
             }
-            other => eprintln!("unknown backend {other:?}, skipped"),
+            for i in order {
+                if let Some(phases) = store_run(a, backend, IMPLEMENTATIONS[i]).await {
+                    rounds[i].push(phases);
+                }
+            }
+        }
+        for (imp, seen) in IMPLEMENTATIONS.into_iter().zip(rounds) {
+            if !seen.is_empty() {
+                runs.push(Run {
+                    backend: backend.clone(),
+                    implementation: imp,
+                    phases: median_phases(seen),
+                });
+            }
         }
     }
     runs
@@ -219,49 +261,69 @@ async fn tower_redis(
     tower_sessions_redis_store::RedisStore::new(pool)
 }
 
-async fn http_runs(a: &Args) -> Vec<Run> {
+/// One HTTP run of `imp` on `store`, on a fresh store; `None` when this
+/// build has no such implementation.
+async fn http_run(a: &Args, store: &str, imp: &'static str) -> Option<Phase> {
     let (k, d) = (a.connections, a.http);
-    let mut runs = Vec::new();
-    let mut push = |backend: &str, implementation, phase| {
-        runs.push(Run {
-            backend: backend.to_owned(),
-            implementation,
-            phases: vec![phase],
-        })
-    };
-    eprintln!("HTTP workload");
-    push("memory", "none", http::drive(http::bare(), k, d).await);
-    push(
-        "memory",
-        "ours",
-        http::drive(http::ours(manager(Arc::new(MemoryStore::new()))), k, d).await,
-    );
-    #[cfg(feature = "compare")]
-    push(
-        "memory",
-        "tower-sessions",
-        http::drive(http::tower(tower_sessions::MemoryStore::default()), k, d).await,
-    );
-    if a.backends.iter().any(|b| b == "redis") {
-        let store = session_redis::RedisStore::connect(
-            &a.redis,
-            session_redis::RedisOptions::default().prefix(format!("bench-http:{}:", tag())),
-        )
-        .await
-        .expect("connect to Redis");
-        push(
-            "redis",
-            "ours",
-            http::drive(http::ours(manager(Arc::new(store))), k, d).await,
-        );
+    match (store, imp) {
+        ("memory", "none") => Some(http::drive(http::bare(), k, d).await),
+        ("memory", "ours") => {
+            Some(http::drive(http::ours(manager(Arc::new(MemoryStore::new()))), k, d).await)
+        }
         #[cfg(feature = "compare")]
-        push(
-            "redis",
-            "tower-sessions",
-            http::drive(http::tower(tower_redis(&a.redis).await), k, d).await,
-        );
+        ("memory", "tower-sessions") => {
+            Some(http::drive(http::tower(tower_sessions::MemoryStore::default()), k, d).await)
+        }
+        ("redis", "ours") => {
+            let store = session_redis::RedisStore::connect(
+                &a.redis,
+                session_redis::RedisOptions::default().prefix(format!("bench-http:{}:", tag())),
+            )
+            .await
+            .expect("connect to Redis");
+            Some(http::drive(http::ours(manager(Arc::new(store))), k, d).await)
+        }
+        #[cfg(feature = "compare")]
+        ("redis", "tower-sessions") => {
+            Some(http::drive(http::tower(tower_redis(&a.redis).await), k, d).await)
+        }
+        _ => None,
     }
-    runs
+}
+
+/// The HTTP workloads, `a.rounds` times, taking turns as the store runs do.
+async fn http_runs(a: &Args) -> Vec<Run> {
+    let mut jobs = vec![
+        ("memory", "none"),
+        ("memory", "ours"),
+        ("memory", "tower-sessions"),
+    ];
+    if a.backends.iter().any(|b| b == "redis") {
+        jobs.extend([("redis", "ours"), ("redis", "tower-sessions")]);
+    }
+    let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); jobs.len()];
+    for round in 0..a.rounds {
+        eprintln!("HTTP workload, round {}", round + 1);
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (store, imp) = jobs[i];
+            if let Some(phase) = http_run(a, store, imp).await {
+                rounds[i].push(vec![phase]);
+            }
+        }
+    }
+    jobs.into_iter()
+        .zip(rounds)
+        .filter(|(_, seen)| !seen.is_empty())
+        .map(|((store, imp), seen)| Run {
+            backend: store.to_owned(),
+            implementation: imp,
+            phases: median_phases(seen),
+        })
+        .collect()
 }
 
 fn find<'a>(
@@ -290,10 +352,11 @@ fn rate(p: Option<&Phase>) -> String {
 
 fn print_table(runs: &[Run], a: &Args) {
     println!(
-        "\nstore workload: {} sessions, ~{} B payload, {} tasks",
+        "\nstore workload: {} sessions, ~{} B payload, {} tasks, median of {} round(s)",
         a.sessions,
         payload::bytes(0).len(),
-        a.concurrency
+        a.concurrency,
+        a.rounds
     );
     println!(
         "{:<9} {:<7} {:>10} {:>8} {:>8} {:>10} {:>9} {:>10} {:>10}",
@@ -372,6 +435,7 @@ async fn main() {
     if args.json {
         let doc = serde_json::json!({
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "rounds": args.rounds,
             "sessions": args.sessions,
             "concurrency": args.concurrency,
             "connections": args.connections,
