@@ -19,15 +19,23 @@ const DEFAULT_PURGE_BATCH: i64 = 1_000;
 ///
 /// One row per session in `schema.table` (default `public.sessions`):
 /// `key bytea` primary key (the token's SHA-256, never the token),
-/// `id uuid`, `"user" text` (indexed), `created_at` / `expires_at timestamptz`
-/// (`expires_at` indexed), `version int8`, `data bytea`.
+/// `id uuid`, `"user" text` (indexed where set), `created_at` / `expires_at
+/// timestamptz`, `purge_at timestamptz` (indexed; at or before `expires_at`),
+/// `version int8`, `data bytea`.
 ///
-/// Every operation is one statement, so one round trip: `create` is an
-/// `INSERT … ON CONFLICT` that replaces only an expired row; `update` and
-/// `rotate` are compare-and-set `UPDATE`s that also report the current version,
-/// which tells a conflict from a missing session; `delete_user` is one
-/// `DELETE`. "Now" is the database server's `now()`. `purge_expired` deletes in
-/// batches (default 1,000) through the `expires_at` index.
+/// Every operation is one statement, so one round trip: `create` is a plain
+/// `INSERT` (an expired row under the same key is removed and the insert
+/// retried); `update` and `rotate` are compare-and-set `UPDATE`s, and only
+/// one that matches nothing reads the row again to tell a conflict from a
+/// missing session; `delete_user` is one `DELETE`. "Now" is the database
+/// server's `now()`.
+///
+/// Writes only ever lower `purge_at`, so the usual update (new data, a later
+/// deadline) changes no indexed column and PostgreSQL can make it a HOT
+/// update, touching no index. `purge_expired` works in batches (default
+/// 1,000) through the `purge_at` index: it deletes the rows that expired and
+/// files the ones whose deadline moved later at that deadline, so its cost
+/// grows with the rows due, not with the rows stored.
 ///
 /// Call [`migrate`](Self::migrate) once at start-up; it is idempotent and safe
 /// to run from several processes at once.
@@ -274,9 +282,19 @@ impl PostgresStore {
         }
     }
 
-    /// Why a compare-and-set failed when the statement's snapshot still showed
-    /// the expected version: the row was changed or deleted just after the
-    /// snapshot, and a fresh read tells which.
+    /// Removes the row under `key` if it has expired; whether it did.
+    async fn drop_expired(&self, key: &SessionKey) -> Result<bool> {
+        let dropped = sqlx::query(q(&self.sql.drop_expired_at))
+            .bind(key.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(dropped.rows_affected() > 0)
+    }
+
+    /// Why a compare-and-set matched no row: a fresh read of the live
+    /// version tells a conflict (another version is live) from a session
+    /// that is gone.
     async fn failed_write(&self, key: &SessionKey) -> Result<()> {
         let current: Option<i64> = sqlx::query_scalar(q(&self.sql.live_version))
             .bind(key.as_bytes().as_slice())
@@ -293,14 +311,24 @@ impl PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, record: &Record) -> Result<()> {
-        let done = bind_record(sqlx::query(q(&self.sql.create)), record)?
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        match done.rows_affected() {
-            0 => Err(Error::AlreadyExists),
-            _ => Ok(()),
+        // A plain INSERT is the cheapest write there is; the key is taken
+        // only by a collision (never, with random tokens) or by a test that
+        // reuses an expired key, which is handled below.
+        for _ in 0..2 {
+            let inserted = bind_record(sqlx::query(q(&self.sql.create)), record)?
+                .execute(&self.pool)
+                .await;
+            match inserted {
+                Ok(_) => return Ok(()),
+                Err(e) if is_unique_violation(&e) => {
+                    if !self.drop_expired(&record.key).await? {
+                        return Err(Error::AlreadyExists);
+                    }
+                }
+                Err(e) => return Err(db_err(e)),
+            }
         }
+        Err(Error::AlreadyExists)
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
@@ -314,18 +342,14 @@ impl SessionStore for PostgresStore {
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         record.check_update(expected_version)?;
-        let row = bind_record(sqlx::query(q(&self.sql.update)), record)?
+        let done = bind_record(sqlx::query(q(&self.sql.update)), record)?
             .bind(version_param(expected_version)?)
-            .fetch_one(&self.pool)
+            .execute(&self.pool)
             .await
             .map_err(db_err)?;
-        let updated: bool = row.try_get(0).map_err(db_err)?;
-        let current: Option<i64> = row.try_get(1).map_err(db_err)?;
-        match (updated, current) {
-            (true, _) => Ok(()),
-            (false, None) => Err(Error::NotFound),
-            (false, Some(v)) if v != version_param(expected_version)? => Err(Error::Conflict),
-            (false, Some(_)) => self.failed_write(&record.key).await,
+        match done.rows_affected() {
+            0 => self.failed_write(&record.key).await,
+            _ => Ok(()),
         }
     }
 
@@ -354,12 +378,7 @@ impl SessionStore for PostgresStore {
             Err(Error::AlreadyExists) => {
                 // The new key is taken. An expired row there does not count:
                 // remove it and try once more; a live one is a real clash.
-                let dropped = sqlx::query(q(&self.sql.drop_expired_at))
-                    .bind(record.key.as_bytes().as_slice())
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                if dropped.rows_affected() == 0 {
+                if !self.drop_expired(&record.key).await? {
                     return Err(Error::AlreadyExists);
                 }
                 self.try_rotate(old_key, record, expected).await
@@ -399,13 +418,13 @@ impl SessionStore for PostgresStore {
     async fn purge_expired(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let done = sqlx::query(q(&self.sql.purge))
+            let (due, gone): (i64, i64) = sqlx::query_as(q(&self.sql.purge))
                 .bind(self.purge_batch)
-                .execute(&self.pool)
+                .fetch_one(&self.pool)
                 .await
                 .map_err(db_err)?;
-            total += done.rows_affected();
-            if done.rows_affected() < u64::try_from(self.purge_batch).unwrap_or(u64::MAX) {
+            total += u64::try_from(gone).unwrap_or(0);
+            if due < self.purge_batch {
                 return Ok(total);
             }
         }
