@@ -14,27 +14,27 @@ pub(crate) enum Transport {
     Bearer,
 }
 
-/// The token text a request presents, if any, and how it came.
+/// The token a request presents, if any, and how it came.
 ///
 /// Only the first well-formed token wins; anything malformed or oversized is
-/// as if absent (the token parser accepts exactly 43 characters). The whole
-/// header is scanned however many other cookies the site sets; its size is
-/// bounded by the HTTP server. Parsing is the `cookie` crate's.
+/// as if absent (the token parser accepts exactly 43 characters), and is
+/// parsed once, here. The whole header is scanned however many other cookies
+/// the site sets; its size is bounded by the HTTP server. Parsing is the
+/// `cookie` crate's.
 pub(crate) fn presented(
     headers: &HeaderMap,
     config: &TransportConfig,
-) -> (Option<String>, Transport) {
+) -> (Option<SessionToken>, Transport) {
     if config.bearer {
         if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             if let Some(token) = value
                 .strip_prefix("Bearer ")
                 .or_else(|| value.strip_prefix("bearer "))
             {
-                return (Some(token.trim().to_owned()), Transport::Bearer);
+                return (SessionToken::parse(token.trim()), Transport::Bearer);
             }
         }
     }
-    let mut fallback = None;
     for header in headers.get_all(COOKIE) {
         let Ok(text) = header.to_str() else {
             continue;
@@ -43,14 +43,12 @@ pub(crate) fn presented(
             if cookie.name() != config.cookie_name {
                 continue;
             }
-            if SessionToken::parse(cookie.value()).is_some() {
-                return (Some(cookie.value().to_owned()), Transport::Cookie);
+            if let Some(token) = SessionToken::parse(cookie.value()) {
+                return (Some(token), Transport::Cookie);
             }
-            // Keep a malformed one so the manager tells the client to drop it.
-            fallback.get_or_insert_with(|| cookie.value().to_owned());
         }
     }
-    (fallback, Transport::Cookie)
+    (None, Transport::Cookie)
 }
 
 /// Writes what the client must be told into the response headers.
@@ -135,7 +133,7 @@ mod tests {
             let mut headers = HeaderMap::new();
             headers.insert(COOKIE, HeaderValue::from_str(&parts.join("; ")).unwrap());
             let (found, _) = presented(&headers, &TransportConfig::default());
-            prop_assert_eq!(found, Some(token));
+            prop_assert_eq!(found.map(|t| t.expose()), Some(token));
         }
     }
 }

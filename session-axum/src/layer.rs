@@ -140,7 +140,12 @@ where
         let config = self.config.clone();
         Box::pin(async move {
             let (token, transport) = presented(req.headers(), &config);
-            let session = match manager.load(token.as_deref()).await {
+            let presented = token.is_some();
+            let loaded = match token {
+                Some(token) => manager.load_token(token).await,
+                None => Ok(manager.new_session()),
+            };
+            let session = match loaded {
                 Ok(session) => session,
                 Err(Error::Decode { what, .. }) => {
                     // Unreadable stored data (corrupt, or sealed under a retired
@@ -156,7 +161,7 @@ where
             // Never the token itself: the session's id and what happened.
             tracing::trace!(
                 ?transport,
-                presented = token.is_some(),
+                presented,
                 session = ?session.id(),
                 "session loaded"
             );

@@ -462,7 +462,11 @@ impl Session {
     /// [`Error::NotFound`], with [`TokenAction::Clear`] recorded. Other errors
     /// leave the changes pending, so a later commit can retry them.
     pub async fn commit(&self) -> Result<TokenAction> {
-        let _gate = self.inner.gate.lock().await;
+        // Uncontended (the usual case), taking the gate needs no future.
+        let _gate = match self.inner.gate.try_lock() {
+            Ok(gate) => gate,
+            Err(_) => self.inner.gate.lock().await,
+        };
         let manager = &self.inner.manager;
         let store = manager.store();
         let config = manager.config();
@@ -526,10 +530,16 @@ impl Session {
     fn plan(&self) -> Result<(Plan, Written)> {
         let manager = &self.inner.manager;
         let config = manager.config();
-        let now = manager.now();
         let mut guard = self.state();
         let st = &mut *guard;
         let n = st.ops.len();
+        // The clock is read only for a write that stores data.
+        let writes_data = n > 0 || (st.rotate && st.stored.is_some());
+        let now = if writes_data {
+            manager.now()
+        } else {
+            Timestamp::EPOCH
+        };
         let login = st.ops.iter().any(|op| matches!(op, Op::User(Some(_))));
         // Encoded straight from the current view: no copy of the data is
         // made unless other changes arrive while the write is in flight.
@@ -595,14 +605,14 @@ impl Session {
 
     /// Records a successful store call; returns the committed principal.
     fn finish(&self, plan: Plan, written: Written) -> Result<Option<String>> {
-        let config = self.inner.manager.config();
-        let now = self.inner.manager.now();
+        let manager = &self.inner.manager;
+        let config = manager.config();
         let mut st = self.state();
         let max_age = |st: &State, created_at: Timestamp| {
             st.base
                 .payload
                 .remember
-                .then(|| absolute_deadline(config, created_at).since(now))
+                .then(|| absolute_deadline(config, created_at).since(manager.now()))
         };
         match plan {
             Plan::Nothing => {}
