@@ -1,6 +1,6 @@
 //! [`SledStore`]: the contract on three sled trees.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use session_core::{
-    Clock, Error, Record, Result, SessionKey, SessionStore, SystemClock, Timestamp,
+    Clock, Error, Record, Result, SessionId, SessionKey, SessionStore, SystemClock, Timestamp,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Tree;
@@ -438,11 +438,14 @@ impl SledStore {
             self.index_user(user, &new.key)?;
         }
         self.put_record(new, filed_at)?;
+        // The write has happened; what follows only tidies. A failure here
+        // leaves a leftover entry (harmless) and must not report the write
+        // as failed, or a retry would apply it twice.
         if filed_at != old_filed {
-            self.unfile(old_filed, &old.key)?;
+            let _ = self.unfile(old_filed, &old.key);
         }
         if let (true, Some(user)) = (user_changed, &old.user) {
-            self.unindex_user(user, &old.key)?;
+            let _ = self.unindex_user(user, &old.key);
         }
         Ok(())
     }
@@ -462,14 +465,17 @@ impl SledStore {
             .records
             .remove(r.key.as_bytes())
             .map_err(storage)?;
-        self.unindex(r, filed_at)
+        self.unindex(r, filed_at);
+        Ok(())
     }
 
-    fn unindex(&self, r: &Record, filed_at: Timestamp) -> Result<()> {
+    /// Removes the entries of a record that is gone. Only tidying: a failure
+    /// leaves a leftover entry, which readers skip and purge removes.
+    fn unindex(&self, r: &Record, filed_at: Timestamp) {
         if let Some(user) = &r.user {
-            self.unindex_user(user, &r.key)?;
+            let _ = self.unindex_user(user, &r.key);
         }
-        self.unfile(filed_at, &r.key)
+        let _ = self.unfile(filed_at, &r.key);
     }
 
     /// Makes a write durable when the options ask for it.
@@ -493,9 +499,9 @@ impl SledStore {
 #[async_trait]
 impl SessionStore for SledStore {
     async fn create(&self, record: &Record) -> Result<()> {
-        let now = self.now();
         {
             let _locked = lock_keys(&record.key, None);
+            let now = self.now();
             match self.get(&record.key)? {
                 Stored::Present(old, _) if old.is_live_at(now) => return Err(Error::AlreadyExists),
                 Stored::Present(old, filed_at) => self.remove(&old, filed_at)?,
@@ -517,9 +523,9 @@ impl SessionStore for SledStore {
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         record.check_update(expected_version)?;
-        let now = self.now();
         {
             let _locked = lock_keys(&record.key, None);
+            let now = self.now();
             let (old, filed_at) = self.live(&record.key, now)?;
             if old.version != expected_version {
                 return Err(Error::Conflict);
@@ -530,9 +536,9 @@ impl SessionStore for SledStore {
     }
 
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
-        let now = self.now();
         {
             let _locked = lock_keys(key, None);
+            let now = self.now();
             let (old, filed_at) = self.live(key, now)?;
             let mut touched = old.clone();
             touched.expires_at = expires_at;
@@ -548,9 +554,9 @@ impl SessionStore for SledStore {
         expected_version: u64,
     ) -> Result<()> {
         record.check_rotate(old_key, expected_version)?;
-        let now = self.now();
         {
             let _locked = lock_keys(old_key, Some(&record.key));
+            let now = self.now();
             let (old, old_filed) = self.live(old_key, now)?;
             if old.version != expected_version {
                 return Err(Error::Conflict);
@@ -585,15 +591,15 @@ impl SessionStore for SledStore {
                     TransactionError::Storage(e) => storage(e),
                     TransactionError::Abort(()) => Error::backend(BACKEND, "rotation aborted"),
                 })?;
-            self.unindex(&old, old_filed)?;
+            self.unindex(&old, old_filed);
         }
         self.written(()).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
-        let now = self.now();
         let deleted = {
             let _locked = lock_keys(key, None);
+            let now = self.now();
             match self.get(key)? {
                 Stored::Present(r, filed_at) => {
                     self.remove(&r, filed_at)?;
@@ -611,49 +617,58 @@ impl SessionStore for SledStore {
 
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
         let now = self.now();
-        let mut out = Vec::new();
+        let mut by_id: HashMap<SessionId, Record> = HashMap::new();
         for entry in self.inner.users.scan_prefix(user_prefix(user)) {
             let (entry, _) = entry.map_err(storage)?;
             let Some(key) = key_of_index_entry(&entry) else {
                 continue;
             };
             if let Stored::Present(r, _) = self.get(&key)? {
-                if r.user.as_deref() == Some(user) && r.is_live_at(now) {
-                    out.push(r);
+                if r.user.as_deref() != Some(user) || !r.is_live_at(now) {
+                    continue;
+                }
+                // Records are read one by one, so a rotation that lands
+                // between two reads can show both its keys: keep the newer.
+                match by_id.get(&r.id) {
+                    Some(seen) if seen.version >= r.version => {}
+                    _ => {
+                        by_id.insert(r.id, r);
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok(by_id.into_values().collect())
     }
 
-    /// Works in passes over the user's index until a pass finds no entry it
-    /// has not dealt with. `rotate` writes the new key's index entry before
-    /// the new key goes live, and only rotates a live old key, so a session
-    /// that moves during a pass shows up in the next one.
+    /// Works in passes over the user's index until only `keep` is left in it.
+    /// Every entry a pass deals with goes (with its record when that is the
+    /// user's), so what a later pass finds was written meanwhile: the new key
+    /// of a session that rotated (its entry goes in before the new key goes
+    /// live), or a session that moved back to this user. Sessions that are
+    /// deleted cannot come back, so the passes end.
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
-        let now = self.now();
         let mut deleted = 0;
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
         loop {
-            let fresh: Vec<sled::IVec> = self
+            let entries: Vec<sled::IVec> = self
                 .inner
                 .users
                 .scan_prefix(user_prefix(user))
                 .keys()
-                .filter(|e| e.as_ref().map_or(true, |e| !seen.contains(e.as_ref())))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(storage)?;
-            if fresh.is_empty() {
-                return self.written(deleted).await;
-            }
-            for entry in &fresh {
+            let mut acted = false;
+            for entry in &entries {
                 let Some(key) = key_of_index_entry(entry) else {
+                    // Not an entry this store writes: drop it.
+                    self.inner.users.remove(entry).map_err(storage)?;
                     continue;
                 };
                 if Some(&key) == keep {
                     continue;
                 }
+                acted = true;
                 let _locked = lock_keys(&key, None);
+                let now = self.now();
                 match self.get(&key)? {
                     Stored::Present(r, filed_at) if r.user.as_deref() == Some(user) => {
                         self.remove(&r, filed_at)?;
@@ -667,7 +682,9 @@ impl SessionStore for SledStore {
                     }
                 }
             }
-            seen.extend(fresh.into_iter().map(|e| e.to_vec()));
+            if !acted {
+                return self.written(deleted).await;
+            }
         }
     }
 
