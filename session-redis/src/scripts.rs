@@ -49,13 +49,14 @@ end"#,
     ),
     (
         "parse",
-        // kind ('L', 'P', 'T' or nil for anything else), version (8 bytes),
+        // kind ('L', 'P', 'T', 'R' or nil for anything else), version (8 bytes),
         // user (nil for none), link. Offsets are value.rs's, counted from 1.
         r#"
 local function parse(v)
   if type(v) ~= 'string' then return nil end
   local kind = string.sub(v, 1, 1)
   if kind == 'T' then return 'T', nil, nil, string.sub(v, 2) end
+  if kind == 'R' and #v == 1 then return 'R' end
   if (kind ~= 'L' and kind ~= 'P') or #v < 46 then return nil end
   local at = 46 + u32(v, 42)
   if at > #v then return nil end
@@ -127,7 +128,7 @@ impl Scripts {
             create: with_helpers(
                 r#"
 local kind = parse(read(KEYS[1]))
-if kind == 'L' or kind == 'P' then return 'EXISTS' end
+if kind == 'L' or kind == 'P' or kind == 'R' then return 'EXISTS' end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 if ARGV[4] ~= '' then index_add(ARGV[4] .. ARGV[5], ARGV[2], ARGV[3]) end
 return 'OK'"#,
@@ -235,18 +236,21 @@ return n"#,
             ),
             // Cluster: KEYS[1] index. ARGV: score, member.
             index_add: with_helpers("index_add(KEYS[1], ARGV[1], ARGV[2])\nreturn 1"),
-            // Cluster: KEYS[1] index. Prunes entries whose deadline passed and
-            // returns the rest.
+            // Cluster: KEYS[1] index. ARGV[1] 'WITHSCORES' or nothing. Prunes
+            // entries whose deadline passed and returns the rest.
             index_read: with_helpers(
                 r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
+if ARGV[1] == 'WITHSCORES' then return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') end
 return redis.call('ZRANGE', KEYS[1], 0, -1)"#,
             ),
             // Cluster: KEYS[1] new key. ARGV: value (pending, naming the old
-            // key), expires.
+            // key), expires. 'REVOKED' when the user's sessions were revoked
+            // after this rotation indexed the new key.
             prepare: with_helpers(
                 r#"
 local kind = parse(read(KEYS[1]))
+if kind == 'R' then return 'REVOKED' end
 if kind == 'L' or kind == 'P' then return 'EXISTS' end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 'OK'"#,
@@ -290,12 +294,21 @@ return 0"#,
 if read(KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0"#,
             ),
-            // Cluster: KEYS[1] record. ARGV: user. Deletes the record if it
-            // belongs to the user, pending or not, and returns its session id
-            // (nil when nothing was deleted).
+            // Cluster: KEYS[1] record. ARGV: user, deadline of its index entry.
+            // Deletes the record if it belongs to the user, pending or not,
+            // and returns its session id (nil when nothing was deleted). A
+            // key that holds nothing yet (its rotation or create is in flight:
+            // index entries go in first) gets a revoked marker until that
+            // deadline, so it cannot go live after the revocation.
             delete_if_user: with_helpers(
                 r#"
 local cur = read(KEYS[1])
+if not cur then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('SET', KEYS[1], 'R', 'PXAT', ARGV[2])
+  end
+  return false
+end
 local kind, _, user = parse(cur)
 if (kind ~= 'L' and kind ~= 'P') or user ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[1])

@@ -316,7 +316,7 @@ impl RedisStore {
             };
             match value::decode(*key, &v)? {
                 Stored::Live(r) => return Ok(Some(r)),
-                Stored::Tombstone { .. } => return Ok(None),
+                Stored::Tombstone { .. } | Stored::Revoked => return Ok(None),
                 Stored::Pending { old } => {
                     if settled || !self.resolve_pending(&name, &old).await? {
                         return Ok(None);
@@ -392,8 +392,11 @@ impl RedisStore {
             .arg(value::encode(r, Some(&old_name))?)
             .arg(pxat(r.expires_at));
         let status: String = self.run(&prepare).await?;
-        if status == "EXISTS" {
-            return Err(Error::AlreadyExists);
+        match status.as_str() {
+            "EXISTS" => return Err(Error::AlreadyExists),
+            // The user's sessions were revoked while this one rotated.
+            "REVOKED" => return Err(Error::NotFound),
+            _ => {}
         }
         status_to_result(&status, "rotate (prepare)")?;
 
@@ -497,10 +500,13 @@ impl RedisStore {
     /// Why that is enough: every key a session ever goes live under is in the
     /// index before it goes live, and a rotation commits only while its old
     /// key is live. A session that rotates away during a pass therefore leaves
-    /// its new key in the index for the next pass; once a pass sees nothing
-    /// new, no session of the user can still be live, and no in-flight
-    /// rotation can commit. The count is of distinct sessions (ids), so a
-    /// session caught under both its old and its pending new key counts once.
+    /// its new key in the index for the next pass. A key a pass finds empty
+    /// (its rotation or create has written the index entry but not yet the
+    /// record) gets a revoked marker that makes the later write fail, so it
+    /// cannot go live behind the pass's back. Once a pass sees nothing new,
+    /// no session of the user can still be live, and no in-flight rotation
+    /// can commit. The count is of distinct sessions (ids), so a session
+    /// caught under both its old and its pending new key counts once.
     async fn delete_user_cluster(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         const MAX_PASSES: usize = 64;
         let keep = keep.map(SessionKey::to_hex);
@@ -508,22 +514,24 @@ impl RedisStore {
         let mut revoked: HashSet<Vec<u8>> = HashSet::new();
         for _ in 0..MAX_PASSES {
             let mut inv = self.scripts.index_read.prepare_invoke();
-            inv.key(self.index_key(user));
-            let members: Vec<String> = self.run(&inv).await?;
-            let fresh: Vec<String> = members
+            inv.key(self.index_key(user)).arg("WITHSCORES");
+            let scored: Vec<(String, f64)> = self.run(&inv).await?;
+            let fresh: Vec<(String, f64)> = scored
                 .into_iter()
-                .filter(|m| Some(m) != keep.as_ref() && !seen.contains(m))
+                .filter(|(m, _)| Some(m) != keep.as_ref() && !seen.contains(m))
                 .collect();
             if fresh.is_empty() {
                 return Ok(revoked.len() as u64);
             }
             for chunk in fresh.chunks(64) {
-                let ids = try_join_all(chunk.iter().map(|member| async move {
+                let ids = try_join_all(chunk.iter().map(|(member, deadline)| async move {
                     let Some(key) = SessionKey::from_hex(member) else {
                         return Ok::<Option<Vec<u8>>, Error>(None);
                     };
+                    // Scores are whole milliseconds, well within f64.
+                    let until = pxat(Timestamp::from_millis(*deadline as i64));
                     let mut inv = self.scripts.delete_if_user.prepare_invoke();
-                    inv.key(self.record_key(&key)).arg(user);
+                    inv.key(self.record_key(&key)).arg(user).arg(until);
                     let id: Option<Vec<u8>> = self.run(&inv).await?;
                     if id.is_some() {
                         self.index_remove(user, member).await?;
@@ -533,7 +541,7 @@ impl RedisStore {
                 .await?;
                 revoked.extend(ids.into_iter().flatten());
             }
-            seen.extend(fresh);
+            seen.extend(fresh.into_iter().map(|(m, _)| m));
         }
         Err(Error::transient(
             crate::error::BACKEND,
@@ -634,7 +642,7 @@ impl SessionStore for RedisStore {
         };
         match value::decode(*key, &v)? {
             Stored::Live(r) => Ok(Some(r)),
-            Stored::Pending { .. } | Stored::Tombstone { .. } => Ok(None),
+            Stored::Pending { .. } | Stored::Tombstone { .. } | Stored::Revoked => Ok(None),
         }
     }
 
@@ -729,10 +737,18 @@ impl SessionStore for RedisStore {
         let name = self.record_key(key);
         if !self.is_cluster() {
             // No pending records without a cluster: take the record with it.
-            let Some(v) = self
+            let taken = self
                 .query::<Option<Vec<u8>>>(redis::cmd("GETDEL").arg(&name))
-                .await?
-            else {
+                .await;
+            let Some(v) = (match taken {
+                // A value of another type (an older layout): it goes all the
+                // same, so that logging out always works.
+                Err(Error::Decode { .. }) => {
+                    self.query::<i64>(redis::cmd("DEL").arg(&name)).await?;
+                    return Ok(true);
+                }
+                other => other?,
+            }) else {
                 return Ok(false);
             };
             return match value::decode(*key, &v) {

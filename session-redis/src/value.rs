@@ -19,6 +19,9 @@
 //! | rest | data, byte for byte |
 //!
 //! A tombstone is `T` followed by the name of the key its session moved to.
+//! A revoked marker is `R` alone: cluster `delete_user` leaves it under a key
+//! that its user's index named but that held nothing yet (a rotation or a
+//! create in flight), so that the key can no longer go live.
 
 use session_core::{Error, Record, Result, SessionId, SessionKey, Timestamp};
 
@@ -47,6 +50,8 @@ pub(crate) enum Stored {
         /// The name of the key the session moved to.
         new: String,
     },
+    /// A key its user's sessions were revoked under before it went live.
+    Revoked,
 }
 
 /// `record` as a live string, or as a pending rotation target that started
@@ -111,6 +116,7 @@ pub(crate) fn pending_from(v: &[u8]) -> Option<&str> {
 /// Reads a stored string found under `key`'s name.
 pub(crate) fn decode(key: SessionKey, v: &[u8]) -> Result<Stored> {
     match v.first() {
+        Some(b'R') if v.len() == 1 => return Ok(Stored::Revoked),
         Some(b'T') => {
             return Ok(Stored::Tombstone {
                 new: utf8(&v[1..])?.to_owned(),

@@ -330,6 +330,15 @@ async fn a_key_holding_something_else_loads_as_a_decode_error_and_create_replace
     let _: () = c.hset(name(&hashed), "v", "1").await.unwrap();
     let _: () = c.set(name(&garbled), "not a record").await.unwrap();
 
+    let doomed = record(None, Duration::from_secs(60));
+    let _: () = c.hset(name(&doomed), "v", "1").await.unwrap();
+    assert!(
+        store.delete(&doomed.key).await.unwrap(),
+        "delete removes it"
+    );
+    let left: bool = c.exists(name(&doomed)).await.unwrap();
+    assert!(!left);
+
     for r in [&hashed, &garbled] {
         let err = store.load(&r.key).await.unwrap_err();
         assert!(matches!(err, session_core::Error::Decode { .. }), "{err:?}");
@@ -341,4 +350,45 @@ async fn a_key_holding_something_else_loads_as_a_decode_error_and_create_replace
     }
     assert_eq!(store.list_user("alice").await.unwrap(), vec![hashed]);
     delete_prefix(&[url], &prefix).await;
+}
+
+#[tokio::test]
+async fn a_cluster_revocation_blocks_a_key_whose_write_is_still_in_flight() {
+    let Some(list) = url_or_skip(
+        CLUSTER_VAR,
+        "a_cluster_revocation_blocks_a_key_whose_write_is_still_in_flight",
+    ) else {
+        return;
+    };
+    let nodes = cluster_nodes(&list);
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let prefix = random_prefix();
+    let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(prefix.clone()))
+        .await
+        .unwrap();
+    let live = record(Some("dave"), Duration::from_secs(60));
+    store.create(&live).await.unwrap();
+    // What a rotation or create of dave's leaves between its first step (the
+    // index entry) and its second (the record): an entry naming an empty key.
+    let in_flight = record(Some("dave"), Duration::from_secs(60));
+    let client = redis::cluster::ClusterClient::new(refs.clone()).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    let _: i64 = c
+        .zadd(
+            format!("{prefix}u:dave"),
+            in_flight.key.to_hex(),
+            in_flight.expires_at.as_millis(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(store.delete_user("dave", None).await.unwrap(), 1);
+    let late = store.create(&in_flight).await;
+    assert!(
+        matches!(late, Err(session_core::Error::AlreadyExists)),
+        "the in-flight write must not go live after the revocation: {late:?}"
+    );
+    assert_eq!(store.load(&in_flight.key).await.unwrap(), None);
+    assert!(store.list_user("dave").await.unwrap().is_empty());
+    delete_prefix(&nodes, &prefix).await;
 }
