@@ -30,7 +30,7 @@ pub use error::{BoxError, Error, Result};
 pub use manager::{SessionInfo, SessionManager};
 pub use memory::MemoryStore;
 pub use purge::PurgeTask;
-pub use record::{Record, Timestamp};
+pub use record::{newest_per_session, Record, Timestamp};
 pub use seal::KeyRing;
 pub use session::{Session, TokenAction};
 pub use store::SessionStore;

@@ -1,5 +1,6 @@
 //! What a store keeps: [`Record`] and its [`Timestamp`]s.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -137,9 +138,59 @@ impl Record {
     }
 }
 
+/// One record per session id, the newest version of each.
+///
+/// For `list_user` implementations that read a user's records one by one:
+/// a rotation that lands between two reads shows the session under both its
+/// old and its new key, and the contract lists it once, as it is now.
+pub fn newest_per_session(records: impl IntoIterator<Item = Record>) -> Vec<Record> {
+    let mut by_id: HashMap<SessionId, Record> = HashMap::new();
+    for r in records {
+        match by_id.get(&r.id) {
+            Some(seen) if seen.version >= r.version => {}
+            _ => {
+                by_id.insert(r.id, r);
+            }
+        }
+    }
+    by_id.into_values().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newest_per_session_keeps_one_record_per_id_the_highest_version() {
+        let base = Record {
+            key: SessionKey::from_bytes([1; 32]),
+            id: SessionId::from_bytes([7; 16]),
+            user: Some("alice".into()),
+            created_at: Timestamp::EPOCH,
+            expires_at: Timestamp::from_millis(10),
+            version: 1,
+            data: Vec::new(),
+        };
+        let rotated = Record {
+            key: SessionKey::from_bytes([2; 32]),
+            version: 2,
+            ..base.clone()
+        };
+        let other = Record {
+            id: SessionId::from_bytes([8; 16]),
+            key: SessionKey::from_bytes([3; 32]),
+            ..base.clone()
+        };
+        for order in [
+            vec![base.clone(), rotated.clone(), other.clone()],
+            vec![rotated.clone(), other.clone(), base.clone()],
+        ] {
+            let mut kept = newest_per_session(order);
+            kept.sort_by_key(|r| r.version);
+            kept.sort_by_key(|r| r.id);
+            assert_eq!(kept, vec![rotated.clone(), other.clone()]);
+        }
+    }
 
     #[test]
     fn timestamp_round_trips_through_system_time_at_millisecond_precision() {

@@ -1,6 +1,6 @@
 //! [`RedisStore`]: standalone Redis and Redis Cluster.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Value};
-use session_core::{Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp};
+use session_core::{
+    newest_per_session, Error, Record, Result, SessionKey, SessionStore, Timestamp,
+};
 
 use crate::error::{redis_err, unexpected};
 use crate::scripts::Scripts;
@@ -453,24 +455,19 @@ impl RedisStore {
             .iter()
             .filter_map(|m| SessionKey::from_hex(m))
             .collect();
-        let mut by_id: HashMap<SessionId, Record> = HashMap::with_capacity(keys.len());
+        let mut mine = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(64) {
             let found = try_join_all(chunk.iter().map(|k| self.load_resolved(k))).await?;
-            for r in found.into_iter().flatten() {
-                if r.user.as_deref() != Some(user) {
-                    continue;
-                }
-                // The records are read one by one, so a rotation that commits
-                // between two reads can show both its keys: keep the newer.
-                match by_id.get(&r.id) {
-                    Some(seen) if seen.version >= r.version => {}
-                    _ => {
-                        by_id.insert(r.id, r);
-                    }
-                }
-            }
+            mine.extend(
+                found
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.user.as_deref() == Some(user)),
+            );
         }
-        Ok(by_id.into_values().collect())
+        // One by one: a rotation that commits between two reads can show
+        // both its keys.
+        Ok(newest_per_session(mine))
     }
 
     async fn list_standalone(&self, user: &str) -> Result<Vec<Record>> {

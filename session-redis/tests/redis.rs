@@ -249,34 +249,33 @@ async fn no_session_token_appears_in_any_standalone_key_or_value() {
 
 #[tokio::test]
 async fn no_session_token_appears_in_any_cluster_key_or_value() {
-    let Some(list) = url_or_skip(
-        CLUSTER_VAR,
-        "no_session_token_appears_in_any_cluster_key_or_value",
-    ) else {
+    let Some((store, nodes, _)) =
+        cluster_store("no_session_token_appears_in_any_cluster_key_or_value").await
+    else {
         return;
     };
-    let nodes = cluster_nodes(&list);
-    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(random_prefix()))
-        .await
-        .unwrap();
     assert_no_token_in_keyspace(store, nodes).await;
 }
 
-#[tokio::test]
-async fn cluster_user_index_converges_after_a_user_move() {
-    let Some(list) = url_or_skip(
-        CLUSTER_VAR,
-        "cluster_user_index_converges_after_a_user_move",
-    ) else {
-        return;
-    };
-    let nodes = cluster_nodes(&list);
+/// A cluster store under a fresh prefix, with the nodes and the prefix;
+/// `None` (the test is skipped) without a cluster.
+async fn cluster_store(test: &str) -> Option<(RedisStore, Vec<String>, String)> {
+    let nodes = cluster_nodes(&url_or_skip(CLUSTER_VAR, test)?);
     let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let prefix = random_prefix();
     let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(prefix.clone()))
         .await
         .unwrap();
+    Some((store, nodes, prefix))
+}
+
+#[tokio::test]
+async fn cluster_user_index_converges_after_a_user_move() {
+    let Some((store, nodes, prefix)) =
+        cluster_store("cluster_user_index_converges_after_a_user_move").await
+    else {
+        return;
+    };
     let r = record(Some("alice"), Duration::from_millis(800));
     store.create(&r).await.unwrap();
     let mut moved = r.clone();
@@ -291,7 +290,7 @@ async fn cluster_user_index_converges_after_a_user_move() {
     );
     assert_eq!(store.list_user("bob").await.unwrap(), vec![moved.clone()]);
 
-    let client = redis::cluster::ClusterClient::new(refs.clone()).unwrap();
+    let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
     let alice_index = format!("{prefix}u:alice");
     let stale: i64 = c.zcard(&alice_index).await.unwrap();
@@ -354,24 +353,17 @@ async fn a_key_holding_something_else_loads_as_a_decode_error_and_create_replace
 
 #[tokio::test]
 async fn a_cluster_revocation_blocks_a_key_whose_write_is_still_in_flight() {
-    let Some(list) = url_or_skip(
-        CLUSTER_VAR,
-        "a_cluster_revocation_blocks_a_key_whose_write_is_still_in_flight",
-    ) else {
+    let Some((store, nodes, prefix)) =
+        cluster_store("a_cluster_revocation_blocks_a_key_whose_write_is_still_in_flight").await
+    else {
         return;
     };
-    let nodes = cluster_nodes(&list);
-    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let prefix = random_prefix();
-    let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(prefix.clone()))
-        .await
-        .unwrap();
     let live = record(Some("dave"), Duration::from_secs(60));
     store.create(&live).await.unwrap();
     // What a rotation or create of dave's leaves between its first step (the
     // index entry) and its second (the record): an entry naming an empty key.
     let in_flight = record(Some("dave"), Duration::from_secs(60));
-    let client = redis::cluster::ClusterClient::new(refs.clone()).unwrap();
+    let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
     let _: i64 = c
         .zadd(

@@ -1,6 +1,5 @@
 //! [`SledStore`]: the contract on three sled trees.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use session_core::{
-    Clock, Error, Record, Result, SessionId, SessionKey, SessionStore, SystemClock, Timestamp,
+    newest_per_session, Clock, Error, Record, Result, SessionKey, SessionStore, SystemClock,
+    Timestamp,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Tree;
@@ -617,27 +617,20 @@ impl SessionStore for SledStore {
 
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
         let now = self.now();
-        let mut by_id: HashMap<SessionId, Record> = HashMap::new();
+        let mut found = Vec::new();
         for entry in self.inner.users.scan_prefix(user_prefix(user)) {
             let (entry, _) = entry.map_err(storage)?;
             let Some(key) = key_of_index_entry(&entry) else {
                 continue;
             };
             if let Stored::Present(r, _) = self.get(&key)? {
-                if r.user.as_deref() != Some(user) || !r.is_live_at(now) {
-                    continue;
-                }
-                // Records are read one by one, so a rotation that lands
-                // between two reads can show both its keys: keep the newer.
-                match by_id.get(&r.id) {
-                    Some(seen) if seen.version >= r.version => {}
-                    _ => {
-                        by_id.insert(r.id, r);
-                    }
+                if r.user.as_deref() == Some(user) && r.is_live_at(now) {
+                    found.push(r);
                 }
             }
         }
-        Ok(by_id.into_values().collect())
+        // One by one: a rotation between two reads can show both its keys.
+        Ok(newest_per_session(found))
     }
 
     /// Works in passes over the user's index until only `keep` is left in it.

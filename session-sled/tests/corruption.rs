@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::record;
@@ -51,11 +50,7 @@ async fn a_corrupted_record_is_a_decode_error_and_does_not_block_others() {
 #[tokio::test]
 async fn damaged_records_are_removed_by_delete_user_and_purge() {
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let options = SledOptions::default()
-        .namespace("t")
-        .clock(Arc::new(clock.clone()));
-    let store = SledStore::from_db(db.clone(), options).unwrap();
+    let (store, db) = common::store_in_temporary_db(&clock);
     let now = clock.now();
     let a = record(Some("bob"), now, Duration::from_secs(3600));
     let b = record(Some("bob"), now, Duration::from_secs(3600));

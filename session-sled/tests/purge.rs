@@ -155,11 +155,7 @@ async fn a_deadline_moved_earlier_is_filed_at_once_and_purged_then() {
 #[tokio::test]
 async fn leftover_index_entries_are_harmless_and_cleared() {
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let options = SledOptions::default()
-        .namespace("t")
-        .clock(Arc::new(clock.clone()));
-    let store = SledStore::from_db(db.clone(), options).unwrap();
+    let (store, db) = common::store_in_temporary_db(&clock);
     let live = record(Some("bob"), clock.now(), Duration::from_secs(60));
     let gone = record(Some("bob"), clock.now(), Duration::from_secs(60));
     store.create(&live).await.unwrap();

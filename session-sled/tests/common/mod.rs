@@ -31,3 +31,18 @@ impl Drop for TempDir {
 pub fn record(user: Option<&str>, now: Timestamp, ttl: Duration) -> Record {
     session_test_suite::cases::record_at(user, now, ttl)
 }
+
+/// A store in namespace `t` of a temporary database on `clock`, and the
+/// database, for tests that reach into the trees.
+pub fn store_in_temporary_db(
+    clock: &session_core::ManualClock,
+) -> (session_sled::SledStore, sled::Db) {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let options = session_sled::SledOptions::default()
+        .namespace("t")
+        .clock(std::sync::Arc::new(clock.clone()));
+    (
+        session_sled::SledStore::from_db(db.clone(), options).unwrap(),
+        db,
+    )
+}
