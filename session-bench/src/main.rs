@@ -187,6 +187,16 @@ async fn store_run(a: &Args, backend: &str, imp: &'static str) -> Option<Vec<Pha
     }
 }
 
+/// The order in which `n` implementations take their turn in `round`:
+/// forwards, then backwards, so none always runs first.
+fn turn_order(round: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
 /// Every phase of `rounds`, each the round with the median rate: one slow
 /// or lucky round (a checkpoint, a neighbour's burst) does not decide.
 fn median_phases(mut rounds: Vec<Vec<Phase>>) -> Vec<Phase> {
@@ -221,11 +231,7 @@ async fn store_runs(a: &Args) -> Vec<Run> {
         let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); IMPLEMENTATIONS.len()];
         for round in 0..a.rounds {
             eprintln!("store workload: {backend}, round {}", round + 1);
-            let mut order: Vec<usize> = (0..IMPLEMENTATIONS.len()).collect();
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            for i in order {
+            for i in turn_order(round, IMPLEMENTATIONS.len()) {
                 if let Some(phases) = store_run(a, backend, IMPLEMENTATIONS[i]).await {
                     rounds[i].push(phases);
                 }
@@ -304,11 +310,7 @@ async fn http_runs(a: &Args) -> Vec<Run> {
     let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); jobs.len()];
     for round in 0..a.rounds {
         eprintln!("HTTP workload, round {}", round + 1);
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
+        for i in turn_order(round, jobs.len()) {
             let (store, imp) = jobs[i];
             if let Some(phase) = http_run(a, store, imp).await {
                 rounds[i].push(vec![phase]);

@@ -676,7 +676,10 @@ impl Session {
             // written is exactly the record's data, so read it back.
             let config = self.inner.manager.config();
             let payload = decode(&record.data, Binding::of(&record), config.keys())?;
-            st.ops.drain(..committed_ops);
+            // Never more than there are: a failed `modify` may have taken its
+            // own change back meanwhile.
+            let committed = committed_ops.min(st.ops.len());
+            st.ops.drain(..committed);
             st.base = View {
                 payload,
                 user: record.user.clone(),

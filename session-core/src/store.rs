@@ -151,5 +151,9 @@ pub trait SessionStore: std::fmt::Debug + Send + Sync + 'static {
     ///   records natively may already have removed some, so the count can be
     ///   lower than the number that expired.
     /// - Its cost grows with the number expired, not with the number stored.
+    ///   (A store may file a record for purging earlier than its deadline,
+    ///   so that extending a deadline costs no index write; then purging
+    ///   also visits records whose filing time came due, once each, and
+    ///   files them at their deadline.)
     async fn purge_expired(&self) -> Result<u64>;
 }

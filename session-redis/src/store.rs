@@ -394,12 +394,6 @@ impl RedisStore {
             .arg(value::encode(r, Some(&old_name))?)
             .arg(pxat(r.expires_at));
         let status: String = self.run(&prepare).await?;
-        match status.as_str() {
-            "EXISTS" => return Err(Error::AlreadyExists),
-            // The user's sessions were revoked while this one rotated.
-            "REVOKED" => return Err(Error::NotFound),
-            _ => {}
-        }
         status_to_result(&status, "rotate (prepare)")?;
 
         let tombstone = value::tombstone(&new_name);
@@ -576,7 +570,8 @@ impl Pending for (Value, Option<String>) {
 fn status_to_result(status: &str, what: &str) -> Result<()> {
     match status {
         "OK" => Ok(()),
-        "NOTFOUND" => Err(Error::NotFound),
+        // REVOKED: the user's sessions were revoked while this one rotated.
+        "NOTFOUND" | "REVOKED" => Err(Error::NotFound),
         "CONFLICT" => Err(Error::Conflict),
         "EXISTS" => Err(Error::AlreadyExists),
         "BADID" => Err(Error::InvalidInput(
