@@ -65,7 +65,9 @@ pub(crate) fn encode(
     binding: Binding<'_>,
     keys: Option<&KeyRing>,
 ) -> Result<Vec<u8>> {
-    let mut plain = vec![PLAIN_FORMAT];
+    // Sized up front: growing a buffer from empty costs several copies.
+    let mut plain = Vec::with_capacity(encoded_len_hint(payload));
+    plain.push(PLAIN_FORMAT);
     serde_json::to_writer(
         &mut plain,
         &Wire {
@@ -80,6 +82,24 @@ pub(crate) fn encode(
         Some(ring) => ring.seal(binding, &plain),
         None => Ok(plain),
     }
+}
+
+/// About how long the plain form of `payload` is: exact but for escapes in
+/// keys and metadata.
+fn encoded_len_hint(payload: &Payload) -> usize {
+    // `"k":v,` per value, `"k":"v",` per metadata entry.
+    let values: usize = payload
+        .values
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let meta: usize = payload
+        .meta
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 6)
+        .sum();
+    // Format byte, field names, braces, the timestamp and the flag.
+    values + meta + 64
 }
 
 /// Opens (when sealed) and decodes. With a key ring, unsealed data is refused:

@@ -1,5 +1,6 @@
 //! [`Session`]: the request-scoped handle, and how it commits.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{absolute_deadline, deadline};
 use crate::manager::SessionManager;
 use crate::record::{Record, Timestamp};
-use crate::seal::Binding;
+use crate::seal::{Binding, KeyRing};
 use crate::token::{SessionId, SessionKey, SessionToken};
 
 /// What the transport (cookie or bearer) must tell the client after a commit.
@@ -69,15 +70,13 @@ struct View {
 fn apply_one(op: &mut Op, view: &mut View) -> Result<()> {
     let values = &mut view.payload.values;
     match op {
-        Op::Set(k, v) => {
-            values.insert(k.clone(), v.clone());
-        }
+        Op::Set(k, v) => put(values, k, v.clone()),
         Op::Remove(k) => {
             values.remove(k);
         }
         Op::Modify(k, f) => {
             let next = f(values.get(k).map(AsRef::as_ref))?;
-            values.insert(k.clone(), next);
+            put(values, k, next);
         }
         Op::Clear => values.clear(),
         Op::Meta(k, v) => {
@@ -89,9 +88,18 @@ fn apply_one(op: &mut Op, view: &mut View) -> Result<()> {
     Ok(())
 }
 
+/// Sets `key`, reusing the stored key when it is already there.
+fn put(values: &mut BTreeMap<String, Box<RawValue>>, key: &str, value: Box<RawValue>) {
+    match values.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            values.insert(key.to_owned(), value);
+        }
+    }
+}
+
 /// `base` with `ops` applied.
-fn apply(ops: &mut [Op], base: &View) -> Result<View> {
-    let mut view = base.clone();
+fn apply(ops: &mut [Op], mut view: View) -> Result<View> {
     for op in ops {
         apply_one(op, &mut view)?;
     }
@@ -103,12 +111,15 @@ struct State {
     token: Option<SessionToken>,
     /// The stored record as last read or written (`None`: not stored).
     stored: Option<Record>,
-    /// The stored data and user, decoded.
-    base: View,
+    /// The stored data and user, decoded (empty when not stored, or logged
+    /// out). The first change hands it over to `view` rather than copying
+    /// it; the rare paths that need it again decode it from `stored`.
+    /// Never `None` while `view` is.
+    base: Option<View>,
     /// Changes not yet committed, in order.
     ops: Vec<Op>,
     /// `base` with `ops` applied: what this request sees. `None` while there
-    /// are no changes, so a read-only request never copies the data.
+    /// are no changes.
     view: Option<View>,
     rotate: bool,
     destroy: bool,
@@ -121,17 +132,39 @@ struct State {
 }
 
 impl State {
-    fn refresh_view(&mut self) -> Result<()> {
-        self.view = if self.ops.is_empty() {
-            None
+    /// `base`, decoded again from `stored` if the view took it.
+    fn base(&mut self, keys: Option<&KeyRing>) -> Result<&mut View> {
+        if self.base.is_none() {
+            let view = match (&self.stored, self.destroy) {
+                (Some(record), false) => View {
+                    payload: decode(&record.data, Binding::of(record), keys)?,
+                    user: record.user.clone(),
+                },
+                // Not stored, or logged out: changes start from nothing.
+                _ => View::default(),
+            };
+            self.base = Some(view);
+        }
+        Ok(self.base.get_or_insert_with(View::default))
+    }
+
+    /// Builds `view` again from `base` and the pending changes.
+    fn refresh_view(&mut self, keys: Option<&KeyRing>) -> Result<()> {
+        if self.ops.is_empty() {
+            self.base(keys)?;
+            self.view = None;
         } else {
-            Some(apply(&mut self.ops, &self.base)?)
-        };
+            let base = self.base(keys)?.clone();
+            self.view = Some(apply(&mut self.ops, base)?);
+        }
         Ok(())
     }
 
     fn current(&self) -> &View {
-        self.view.as_ref().unwrap_or(&self.base)
+        self.view
+            .as_ref()
+            .or(self.base.as_ref())
+            .expect("base is kept while there is no view")
     }
 
     /// The session is gone from the store (revoked or deleted meanwhile):
@@ -140,7 +173,7 @@ impl State {
     fn forget(&mut self) {
         self.token = None;
         self.stored = None;
-        self.base = View::default();
+        self.base = Some(View::default());
         self.ops.clear();
         self.view = None;
         self.rotate = false;
@@ -188,6 +221,8 @@ struct Written {
     ops: usize,
     /// Whether one of them is a login.
     login: bool,
+    /// Whether one of them sets "remember me".
+    remember: bool,
     /// The logout epoch it was planned in.
     epoch: u64,
     /// The `last_seen` it stores.
@@ -214,7 +249,7 @@ impl Session {
             State {
                 token: None,
                 stored: None,
-                base: View::default(),
+                base: Some(View::default()),
                 ops: Vec::new(),
                 view: None,
                 rotate: false,
@@ -243,7 +278,7 @@ impl Session {
                 token: Some(token),
                 stored: Some(record),
                 view: None,
-                base,
+                base: Some(base),
                 ops: Vec::new(),
                 rotate: false,
                 destroy: false,
@@ -274,15 +309,18 @@ impl Session {
     fn push(&self, mut op: Op) -> Result<()> {
         let mut guard = self.state();
         let st = &mut *guard;
-        if st.view.is_none() {
-            st.view = Some(st.base.clone());
-        }
-        let applied = apply_one(&mut op, st.view.as_mut().expect("just set"));
-        match applied {
+        let view = match st.view.take() {
+            Some(view) => view,
+            // The first change: the view takes the base over, no copy.
+            None => st.base.take().expect("base is kept while there is no view"),
+        };
+        let view = st.view.insert(view);
+        match apply_one(&mut op, view) {
             Ok(()) => st.ops.push(op),
             Err(e) => {
+                // `apply_one` left the view as it was.
                 if st.ops.is_empty() {
-                    st.view = None;
+                    st.base = st.view.take();
                 }
                 return Err(e);
             }
@@ -399,7 +437,7 @@ impl Session {
         st.destroy = true;
         st.epoch += 1;
         st.ops.clear();
-        st.base = View::default();
+        st.base = Some(View::default());
         st.view = None;
         st.rotate = false;
         st.touch_to = None;
@@ -445,7 +483,7 @@ impl Session {
             let mut st = self.state();
             st.ops
                 .retain(|op| !matches!(op, Op::Modify(k, _) if *k == key));
-            let _ = st.refresh_view();
+            let _ = st.refresh_view(self.inner.manager.config().keys());
             return Err(e);
         }
         self.get(&key)?.ok_or(Error::NotFound)
@@ -504,13 +542,15 @@ impl Session {
                         // Best effort: the login itself has landed and its token
                         // must reach the client. A cap left unenforced now is
                         // enforced at the user's next login.
-                        let _ = self.enforce_cap(&user).await;
+                        // (Boxed: a rare path that would otherwise enlarge
+                        // every commit's future.)
+                        let _ = Box::pin(self.enforce_cap(&user)).await;
                     }
                     return Ok(self.token_action());
                 }
                 // A fresh token collided (never, in practice): plan again.
                 Err(Error::AlreadyExists) => continue,
-                Err(Error::Conflict) => self.reload().await?,
+                Err(Error::Conflict) => Box::pin(self.reload()).await?,
                 Err(Error::NotFound) => {
                     let had_writes = !matches!(plan, Plan::Touch(..));
                     self.state().forget();
@@ -541,6 +581,7 @@ impl Session {
             Timestamp::EPOCH
         };
         let login = st.ops.iter().any(|op| matches!(op, Op::User(Some(_))));
+        let remember = st.ops.iter().any(|op| matches!(op, Op::Remember(_)));
         // Encoded straight from the current view: no copy of the data is
         // made unless other changes arrive while the write is in flight.
         let view = st.current();
@@ -597,6 +638,7 @@ impl Session {
         let written = Written {
             ops: n,
             login,
+            remember,
             epoch: st.epoch,
             at: now,
         };
@@ -610,8 +652,8 @@ impl Session {
         let mut st = self.state();
         let max_age = |st: &State, created_at: Timestamp| {
             st.base
-                .payload
-                .remember
+                .as_ref()
+                .is_some_and(|base| base.payload.remember)
                 .then(|| absolute_deadline(config, created_at).since(manager.now()))
         };
         match plan {
@@ -633,9 +675,10 @@ impl Session {
                 st.rotate = false;
             }
             Plan::Update(record) => {
-                let (created_at, remembered) = (record.created_at, st.base.payload.remember);
+                let created_at = record.created_at;
                 self.settle(&mut st, record, written)?;
-                if st.base.payload.remember != remembered {
+                // "Remember me" was set: the cookie's lifetime follows it.
+                if written.remember {
                     if let Some(token) = st.token.clone() {
                         st.action = TokenAction::Issue {
                             token,
@@ -645,7 +688,7 @@ impl Session {
                 }
             }
         }
-        Ok(st.base.user.clone())
+        Ok(st.base.as_ref().and_then(|base| base.user.clone()))
     }
 
     /// Makes `record`, just written from the first `committed_ops` changes,
@@ -664,30 +707,30 @@ impl Session {
             st.stored = Some(record);
             return Ok(());
         }
+        let keys = self.inner.manager.config().keys();
         if st.ops.len() == committed_ops {
             // The usual case: the current view is exactly what was written.
             if let Some(view) = st.view.take() {
-                st.base = view;
+                st.base = Some(view);
             }
-            st.base.payload.last_seen = written_at;
+            st.base(keys)?.payload.last_seen = written_at;
             st.ops.clear();
         } else {
             // More changes arrived while the write was in flight: what was
             // written is exactly the record's data, so read it back.
-            let config = self.inner.manager.config();
-            let payload = decode(&record.data, Binding::of(&record), config.keys())?;
+            let payload = decode(&record.data, Binding::of(&record), keys)?;
             // Never more than there are: a failed `modify` may have taken its
             // own change back meanwhile.
             let committed = committed_ops.min(st.ops.len());
             st.ops.drain(..committed);
-            st.base = View {
+            st.base = Some(View {
                 payload,
                 user: record.user.clone(),
-            };
+            });
         }
         st.stored = Some(record);
         st.touch_to = None;
-        st.refresh_view()
+        st.refresh_view(keys)
     }
 
     /// After a conflict: read the newer version and re-apply pending changes.
@@ -703,12 +746,12 @@ impl Session {
         };
         let payload = decode(&fresh.data, Binding::of(&fresh), manager.config().keys())?;
         let mut st = self.state();
-        st.base = View {
+        st.base = Some(View {
             payload,
             user: fresh.user.clone(),
-        };
+        });
         st.stored = Some(fresh);
-        st.refresh_view()
+        st.refresh_view(manager.config().keys())
     }
 
     /// Ends the user's least recently active other sessions beyond the cap.

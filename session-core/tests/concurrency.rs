@@ -143,6 +143,66 @@ async fn a_failed_modify_is_not_applied_by_a_later_commit() {
     );
 }
 
+/// The first change hands the loaded data over to the request's view
+/// without a copy; taking a failed `modify` back rebuilds the view from the
+/// stored (here sealed) record, keeping the stored values and the other
+/// pending change.
+#[tokio::test]
+async fn a_failed_modify_keeps_the_stored_data_and_the_other_pending_changes() {
+    let config = default_config().sealing_keys(session_core::KeyRing::new(1, [7; 32]));
+    let f = fixture(config);
+    let token = stored_session(&f).await;
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    s.insert("kept", &"yes").unwrap();
+    f.store
+        .fail_updates
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    s.modify("count", |c: Option<u64>| c.unwrap_or(0) + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(s.get::<u64>("n").unwrap(), Some(1), "the stored value");
+    assert_eq!(s.get::<String>("kept").unwrap().as_deref(), Some("yes"));
+    assert_eq!(s.get::<u64>("count").unwrap(), None);
+    f.store
+        .fail_updates
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    s.commit().await.unwrap();
+    let again = f.manager.load(Some(&token)).await.unwrap();
+    assert_eq!(again.get::<u64>("n").unwrap(), Some(1));
+    assert_eq!(again.get::<String>("kept").unwrap().as_deref(), Some("yes"));
+    assert_eq!(again.get::<u64>("count").unwrap(), None);
+}
+
+/// After `logout`, changes start a new, empty session: taking a failed
+/// `modify` back must not bring the logged-out data back into view.
+#[tokio::test]
+async fn a_failed_modify_after_logout_does_not_bring_the_old_data_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let f = fixture(default_config());
+    let token = stored_session(&f).await;
+    let s = f.manager.load(Some(&token)).await.unwrap();
+    s.logout();
+    s.insert("fresh", &true).unwrap();
+    f.store.fail_deletes.store(true, SeqCst);
+    s.modify("count", |c: Option<u64>| c.unwrap_or(0) + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(s.get::<u64>("count").unwrap(), None);
+    assert_eq!(
+        s.get::<u64>("n").unwrap(),
+        None,
+        "logged-out data stays gone"
+    );
+    assert_eq!(s.get::<bool>("fresh").unwrap(), Some(true));
+    f.store.fail_deletes.store(false, SeqCst);
+    let action = s.commit().await.unwrap();
+    let fresh = action.token().expect("a new session").expose();
+    assert!(f.manager.load(Some(&token)).await.unwrap().is_new());
+    let again = f.manager.load(Some(&fresh)).await.unwrap();
+    assert_eq!(again.get::<u64>("n").unwrap(), None);
+    assert_eq!(again.get::<bool>("fresh").unwrap(), Some(true));
+}
+
 #[tokio::test]
 async fn a_change_made_while_a_commit_is_in_flight_stays_pending_for_the_next_commit() {
     let f = fixture(default_config());

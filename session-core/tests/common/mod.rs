@@ -25,6 +25,7 @@ pub struct Counting {
     pub deletes: AtomicU64,
     /// While set, `update` fails with a transient error (a store outage).
     pub fail_updates: std::sync::atomic::AtomicBool,
+    pub fail_deletes: std::sync::atomic::AtomicBool,
     /// `update` signals this when it starts, then waits for a read lock on
     /// `update_gate`: a test holding the write lock keeps writes in flight.
     pub update_entered: tokio::sync::Notify,
@@ -83,6 +84,9 @@ impl SessionStore for Counting {
     }
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
         bump(&self.deletes);
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Err(session_core::Error::transient("memory", "injected outage"));
+        }
         self.inner.delete(key).await
     }
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
@@ -124,6 +128,7 @@ pub fn fixture(config: SessionConfig) -> Fixture {
         rotates: AtomicU64::new(0),
         deletes: AtomicU64::new(0),
         fail_updates: std::sync::atomic::AtomicBool::new(false),
+        fail_deletes: std::sync::atomic::AtomicBool::new(false),
         update_entered: tokio::sync::Notify::new(),
         update_gate: tokio::sync::RwLock::new(()),
     });
