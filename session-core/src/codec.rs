@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
 use crate::seal::{Binding, KeyRing, SEALED_FORMAT};
+use crate::values::{Borrowed, Values};
 
 const PLAIN_FORMAT: u8 = 0x01;
 
@@ -19,10 +19,10 @@ const PLAIN_FORMAT: u8 = 0x01;
 ///
 /// Values stay as JSON text until asked for: a load parses no value the
 /// request does not read, and a save re-serializes none it did not change.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Payload {
     /// The application's values, as JSON text.
-    pub values: BTreeMap<String, Box<RawValue>>,
+    pub values: Values,
     /// Small descriptive metadata (user agent, …) for "active sessions" pages.
     pub meta: BTreeMap<String, String>,
     /// When the session data was last written.
@@ -31,21 +31,8 @@ pub(crate) struct Payload {
     pub remember: bool,
 }
 
-impl PartialEq for Payload {
-    fn eq(&self, other: &Self) -> bool {
-        self.meta == other.meta
-            && self.last_seen == other.last_seen
-            && self.remember == other.remember
-            && self.values.len() == other.values.len()
-            && self
-                .values
-                .iter()
-                .zip(&other.values)
-                .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.get() == v2.get())
-    }
-}
-
-#[derive(Serialize, Deserialize)]
+/// The plain form's JSON: `{"v":{values},"m":{meta},"s":last_seen,"r":remember}`.
+#[derive(Deserialize)]
 struct Wire<V, M> {
     #[serde(rename = "v")]
     values: V,
@@ -68,20 +55,33 @@ pub(crate) fn encode(
     // Sized up front: growing a buffer from empty costs several copies.
     let mut plain = Vec::with_capacity(encoded_len_hint(payload));
     plain.push(PLAIN_FORMAT);
-    serde_json::to_writer(
-        &mut plain,
-        &Wire {
-            values: &payload.values,
-            meta: &payload.meta,
-            last_seen: last_seen.as_millis(),
-            remember: payload.remember,
-        },
-    )
-    .map_err(|e| Error::InvalidInput(format!("session data cannot be encoded: {e}")))?;
+    write_wire(&mut plain, payload, last_seen)
+        .map_err(|e| Error::InvalidInput(format!("session data cannot be encoded: {e}")))?;
     match keys {
         Some(ring) => ring.seal(binding, &plain),
         None => Ok(plain),
     }
+}
+
+/// Appends the JSON of [`Wire`]. Values are written back as the JSON text
+/// they are held as (each one JSON value, by construction).
+fn write_wire(
+    out: &mut Vec<u8>,
+    payload: &Payload,
+    last_seen: Timestamp,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(b"{\"v\":");
+    payload.values.write_json(out)?;
+    out.extend_from_slice(b",\"m\":");
+    serde_json::to_writer(&mut *out, &payload.meta)?;
+    out.extend_from_slice(b",\"s\":");
+    serde_json::to_writer(&mut *out, &last_seen.as_millis())?;
+    out.extend_from_slice(if payload.remember {
+        b",\"r\":true}"
+    } else {
+        b",\"r\":false}"
+    });
+    Ok(())
 }
 
 /// About how long the plain form of `payload` is: exact but for escapes in
@@ -91,7 +91,7 @@ fn encoded_len_hint(payload: &Payload) -> usize {
     let values: usize = payload
         .values
         .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .map(|(k, v)| k.len() + v.len() + 4)
         .sum();
     let meta: usize = payload
         .meta
@@ -127,10 +127,12 @@ fn decode_plain(bytes: &[u8]) -> Result<Payload> {
     if bytes.first() != Some(&PLAIN_FORMAT) {
         return Err(Error::decode("session data (unknown format version)"));
     }
-    let wire: Wire<BTreeMap<String, Box<RawValue>>, BTreeMap<String, String>> =
-        serde_json::from_slice(&bytes[1..]).map_err(|e| Error::decode_with("session data", e))?;
+    let json =
+        std::str::from_utf8(&bytes[1..]).map_err(|e| Error::decode_with("session data", e))?;
+    let wire: Wire<Borrowed<'_>, BTreeMap<String, String>> =
+        serde_json::from_str(json).map_err(|e| Error::decode_with("session data", e))?;
     Ok(Payload {
-        values: wire.values,
+        values: Values::from_parsed(json, wire.values),
         meta: wire.meta,
         last_seen: Timestamp::from_millis(wire.last_seen),
         remember: wire.remember,
@@ -175,17 +177,29 @@ mod tests {
             any::<i64>(),
             any::<bool>(),
         )
-            .prop_map(|(values, meta, s, remember)| Payload {
-                values: values
-                    .into_iter()
-                    .map(|(k, v): (String, Value)| {
-                        (k, serde_json::value::to_raw_value(&v).expect("json"))
-                    })
-                    .collect(),
-                meta,
-                last_seen: Timestamp::from_millis(s),
-                remember,
+            .prop_map(|(values, meta, s, remember)| {
+                let mut held = Values::default();
+                for (k, v) in values {
+                    let v: Value = v;
+                    held.insert(&k, serde_json::to_string(&v).expect("json").into());
+                }
+                Payload {
+                    values: held,
+                    meta,
+                    last_seen: Timestamp::from_millis(s),
+                    remember,
+                }
             })
+    }
+
+    /// The JSON written before values were held as spans: a serde struct
+    /// of the same fields, in the same order.
+    #[derive(serde::Serialize)]
+    struct SerdeWire<'a> {
+        v: BTreeMap<&'a str, &'a serde_json::value::RawValue>,
+        m: &'a BTreeMap<String, String>,
+        s: i64,
+        r: bool,
     }
 
     fn ring() -> KeyRing {
@@ -199,6 +213,28 @@ mod tests {
             let bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
             prop_assert_eq!(bytes[0], PLAIN_FORMAT);
             prop_assert_eq!(decode(&bytes, b(&id), None).unwrap(), p);
+        }
+
+        /// Stored data stays readable both ways: the bytes are exactly what
+        /// serde writes for the same fields.
+        #[test]
+        fn the_plain_form_is_what_serde_writes_for_the_same_fields(p in payload()) {
+            let id = SessionId::generate();
+            let bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
+            let raw: Vec<(String, Box<serde_json::value::RawValue>)> = p
+                .values
+                .iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::value::RawValue::from_string(v.to_owned()).unwrap()))
+                .collect();
+            let wire = SerdeWire {
+                v: raw.iter().map(|(k, v)| (k.as_str(), &**v)).collect(),
+                m: &p.meta,
+                s: p.last_seen.as_millis(),
+                r: p.remember,
+            };
+            let mut expected = vec![PLAIN_FORMAT];
+            serde_json::to_writer(&mut expected, &wire).unwrap();
+            prop_assert_eq!(bytes, expected);
         }
 
         #[test]

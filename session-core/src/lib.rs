@@ -23,6 +23,7 @@ mod seal;
 mod session;
 mod store;
 mod token;
+mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SessionConfig;

@@ -1,13 +1,11 @@
 //! [`Session`]: the request-scoped handle, and how it commits.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::codec::{decode, encode, Payload};
 use crate::error::{Error, Result};
@@ -46,12 +44,14 @@ impl TokenAction {
     }
 }
 
-type Modifier = Box<dyn FnMut(Option<&RawValue>) -> Result<Box<RawValue>> + Send>;
+/// Gets the current value's JSON text, returns the next value's.
+type Modifier = Box<dyn FnMut(Option<&str>) -> Result<Box<str>> + Send>;
 
 /// One change a request made, kept so that it can be re-applied on top of a
 /// newer stored version after a conflict.
 enum Op {
-    Set(String, Box<RawValue>),
+    /// A key and the JSON text of its value.
+    Set(String, Box<str>),
     Remove(String),
     Modify(String, Modifier),
     Clear,
@@ -70,13 +70,11 @@ struct View {
 fn apply_one(op: &mut Op, view: &mut View) -> Result<()> {
     let values = &mut view.payload.values;
     match op {
-        Op::Set(k, v) => put(values, k, v.clone()),
-        Op::Remove(k) => {
-            values.remove(k);
-        }
+        Op::Set(k, v) => values.insert(k, v.clone()),
+        Op::Remove(k) => values.remove(k),
         Op::Modify(k, f) => {
-            let next = f(values.get(k).map(AsRef::as_ref))?;
-            put(values, k, next);
+            let next = f(values.get(k))?;
+            values.insert(k, next);
         }
         Op::Clear => values.clear(),
         Op::Meta(k, v) => {
@@ -88,14 +86,11 @@ fn apply_one(op: &mut Op, view: &mut View) -> Result<()> {
     Ok(())
 }
 
-/// Sets `key`, reusing the stored key when it is already there.
-fn put(values: &mut BTreeMap<String, Box<RawValue>>, key: &str, value: Box<RawValue>) {
-    match values.get_mut(key) {
-        Some(slot) => *slot = value,
-        None => {
-            values.insert(key.to_owned(), value);
-        }
-    }
+/// A value's JSON text.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Box<str>> {
+    serde_json::to_string(value)
+        .map(String::into_boxed_str)
+        .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))
 }
 
 /// `base` with `ops` applied.
@@ -371,18 +366,14 @@ impl Session {
             .payload
             .values
             .get(key)
-            .map(|v| {
-                serde_json::from_str(v.get()).map_err(|e| Error::decode_with("session value", e))
-            })
+            .map(|v| serde_json::from_str(v).map_err(|e| Error::decode_with("session value", e)))
             .transpose()
     }
 
     /// Stores a value under `key`; [`Error::InvalidInput`] if it does not
     /// serialize.
     pub fn insert<T: Serialize + ?Sized>(&self, key: impl Into<String>, value: &T) -> Result<()> {
-        let value = serde_json::value::to_raw_value(value)
-            .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))?;
-        self.push(Op::Set(key.into(), value))
+        self.push(Op::Set(key.into(), to_json(value)?))
     }
 
     /// Removes `key`; whether it was there.
@@ -464,16 +455,13 @@ impl Session {
         F: FnMut(Option<T>) -> T + Send + 'static,
     {
         let key = key.into();
-        let modifier: Modifier = Box::new(move |current: Option<&RawValue>| {
+        let modifier: Modifier = Box::new(move |current: Option<&str>| {
             let current = current
                 .map(|v| {
-                    serde_json::from_str::<T>(v.get())
-                        .map_err(|e| Error::decode_with("session value", e))
+                    serde_json::from_str::<T>(v).map_err(|e| Error::decode_with("session value", e))
                 })
                 .transpose()?;
-            serde_json::value::to_raw_value(&f(current)).map_err(|e| {
-                Error::InvalidInput(format!("session value cannot be serialized: {e}"))
-            })
+            to_json(&f(current))
         });
         self.push(Op::Modify(key.clone(), modifier))?;
         if let Err(e) = self.commit().await {

@@ -1,0 +1,315 @@
+//! [`Values`]: a session's values as JSON text, keyed by name.
+//!
+//! A load keeps the stored JSON in one shared buffer and notes where each
+//! key and value sit in it, instead of copying every key and value into an
+//! allocation of its own: for a typical session of ten values that is two
+//! allocations instead of about twenty, on every request. A value the
+//! request sets is held on its own; the rest stay in the buffer, and a
+//! save writes them back verbatim.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A key or a value: a span of the shared buffer, or text of its own.
+#[derive(Clone)]
+enum Text {
+    At(usize, usize),
+    Own(Box<str>),
+}
+
+impl Text {
+    fn resolve<'a>(&'a self, buffer: &'a str) -> &'a str {
+        match self {
+            // Spans are made by `from_json` within its buffer, on char
+            // boundaries; `get` keeps a bad span from ever panicking.
+            Self::At(start, end) => buffer.get(*start..*end).unwrap_or_default(),
+            Self::Own(text) => text,
+        }
+    }
+}
+
+/// The values of one session: JSON text by key, in key order.
+#[derive(Clone, Default)]
+pub(crate) struct Values {
+    /// The JSON the stored values were read from (empty for a new session).
+    buffer: Arc<str>,
+    /// Sorted by key, keys unique.
+    entries: Vec<(Text, Text)>,
+}
+
+impl Values {
+    /// Reads the JSON object `json` (a map of key to any JSON value). A key
+    /// that occurs twice keeps its last value.
+    #[cfg(test)]
+    pub(crate) fn from_json(json: &str) -> serde_json::Result<Self> {
+        let parsed: Borrowed<'_> = serde_json::from_str(json)?;
+        Ok(Self::from_parsed(json, parsed))
+    }
+
+    /// The values `parsed` from (part of) `json`, kept as spans of one copy
+    /// of `json` wherever their text lies in it.
+    pub(crate) fn from_parsed(json: &str, parsed: Borrowed<'_>) -> Self {
+        let base = json.as_ptr() as usize;
+        let span = |s: &str| {
+            let start = (s.as_ptr() as usize).wrapping_sub(base);
+            match json.get(start..start + s.len()) {
+                // Only text that really lies inside `json`, at that place.
+                Some(inside) if std::ptr::eq(inside.as_ptr(), s.as_ptr()) => {
+                    Text::At(start, start + s.len())
+                }
+                _ => Text::Own(s.into()),
+            }
+        };
+        let mut entries: Vec<(Text, Text)> = parsed
+            .0
+            .into_iter()
+            .map(|(key, value)| {
+                let key = match key {
+                    Cow::Borrowed(k) => span(k),
+                    // The key had escapes: its text is not in the buffer.
+                    Cow::Owned(k) => Text::Own(k.into_boxed_str()),
+                };
+                (key, span(value.get()))
+            })
+            .collect();
+        let buffer: Arc<str> = Arc::from(json);
+        // Our own writes are already sorted and unique; anything else is
+        // put in order, the last of equal keys winning.
+        let in_order = entries
+            .windows(2)
+            .all(|w| w[0].0.resolve(&buffer) < w[1].0.resolve(&buffer));
+        if !in_order {
+            entries.reverse();
+            entries.sort_by(|a, b| a.0.resolve(&buffer).cmp(b.0.resolve(&buffer)));
+            entries
+                .dedup_by(|later, earlier| later.0.resolve(&buffer) == earlier.0.resolve(&buffer));
+        }
+        Self { buffer, entries }
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|(k, _)| k.resolve(&self.buffer).cmp(key))
+    }
+
+    /// The JSON text stored under `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.find(key)
+            .ok()
+            .map(|i| self.entries[i].1.resolve(&self.buffer))
+    }
+
+    /// Whether `key` is set.
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `json`, which must be one JSON value.
+    pub(crate) fn insert(&mut self, key: &str, json: Box<str>) {
+        match self.find(key) {
+            Ok(i) => self.entries[i].1 = Text::Own(json),
+            Err(i) => self
+                .entries
+                .insert(i, (Text::Own(key.into()), Text::Own(json))),
+        }
+    }
+
+    /// Removes `key`.
+    pub(crate) fn remove(&mut self, key: &str) {
+        if let Ok(i) = self.find(key) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// Removes every value.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// `(key, JSON text)` pairs in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.resolve(&self.buffer), v.resolve(&self.buffer)))
+    }
+
+    /// How many values there are.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends the JSON object to `out`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'{');
+        for (i, (key, value)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key)?;
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+impl PartialEq for Values {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Values {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A JSON object as parsed, borrowing from the input where it can.
+pub(crate) struct Borrowed<'de>(Vec<(Cow<'de, str>, &'de RawValue)>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Borrowed<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of session values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    out.push((key.0, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Borrowed(out))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// A map key, borrowed unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn written(v: &Values) -> String {
+        let mut out = Vec::new();
+        v.write_json(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn keys_out_of_order_are_sorted_and_the_last_of_a_repeated_key_wins() {
+        let v = Values::from_json(r#"{"b":1, "a":[2], "b":{"x":3}}"#).unwrap();
+        assert_eq!(v.get("a"), Some("[2]"));
+        assert_eq!(v.get("b"), Some(r#"{"x":3}"#));
+        assert_eq!(written(&v), r#"{"a":[2],"b":{"x":3}}"#);
+    }
+
+    #[test]
+    fn escaped_keys_and_values_read_and_write_back_unchanged() {
+        let json = r#"{"a\"b\u00e9":"c\\d\n","plain":"\u2603"}"#;
+        let v = Values::from_json(json).unwrap();
+        assert_eq!(v.get("a\"bé"), Some(r#""c\\d\n""#));
+        assert_eq!(v.get("plain"), Some(r#""\u2603""#));
+        let again = Values::from_json(&written(&v)).unwrap();
+        assert_eq!(again, v);
+    }
+
+    #[test]
+    fn anything_but_an_object_of_values_is_an_error() {
+        for bad in ["[1]", "1", r#"{"a":}"#, r#"{"a":1"#, "", r#"{1:2}"#] {
+            assert!(Values::from_json(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Change {
+        Insert(String, u32),
+        Remove(String),
+        Clear,
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let key = "[a-e\"é]{0,3}";
+        prop_oneof![
+            4 => (key, any::<u32>()).prop_map(|(k, n)| Change::Insert(k, n)),
+            2 => key.prop_map(Change::Remove),
+            1 => Just(Change::Clear),
+        ]
+    }
+
+    proptest! {
+        /// Read from JSON, then changed: always the same as a plain map.
+        #[test]
+        fn values_behave_like_a_sorted_map(
+            start in proptest::collection::btree_map("[a-e\"é]{0,3}", any::<i64>(), 0..8),
+            changes in proptest::collection::vec(change(), 0..16),
+        ) {
+            let mut model: BTreeMap<String, String> = start
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect();
+            let mut values = Values::from_json(&serde_json::to_string(&start).unwrap()).unwrap();
+            for c in changes {
+                match c {
+                    Change::Insert(k, n) => {
+                        values.insert(&k, n.to_string().into());
+                        model.insert(k, n.to_string());
+                    }
+                    Change::Remove(k) => {
+                        values.remove(&k);
+                        model.remove(&k);
+                    }
+                    Change::Clear => {
+                        values.clear();
+                        model.clear();
+                    }
+                }
+                let seen: Vec<(&str, &str)> = values.iter().collect();
+                let expected: Vec<(&str, &str)> =
+                    model.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                prop_assert_eq!(seen, expected);
+                for k in model.keys() {
+                    prop_assert!(values.contains_key(k));
+                }
+            }
+            let reread = Values::from_json(&written(&values)).unwrap();
+            prop_assert_eq!(reread, values);
+        }
+    }
+}
