@@ -1,8 +1,15 @@
 //! How session data becomes the opaque bytes a store keeps, and back.
 //!
-//! Plain form: `0x01 | JSON`. Sealed form: see [`KeyRing`]; its plaintext is
-//! the plain form. The first byte is the format version, so the format can
-//! change later without guessing.
+//! Plain form, written: `0x03 | framed` (below). Plain form of earlier
+//! versions, still read: `0x01 | JSON`. Sealed form: see [`KeyRing`]; its
+//! plaintext is a plain form. The first byte is the format version, so the
+//! format can change later without guessing.
+//!
+//! Framed, integers big-endian: `last_seen` i64, flags u8 (bit 0: remember),
+//! then the metadata and then the values, each as a u32 count of pairs and
+//! each pair as `u32 length | UTF-8 key | u32 length | UTF-8 text`; a value's
+//! text is its JSON. Finding the values takes no JSON parsing: a load reads
+//! only lengths, and a value is parsed when the request reads it.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +18,13 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::record::Timestamp;
 use crate::seal::{Binding, KeyRing, SEALED_FORMAT};
-use crate::values::{Borrowed, Values};
+use crate::values::{Borrowed, Builder, Values};
 
-const PLAIN_FORMAT: u8 = 0x01;
+/// The plain form of earlier versions: JSON.
+const JSON_FORMAT: u8 = 0x01;
+/// The plain form written now: framed.
+const FRAMED_FORMAT: u8 = 0x03;
+const REMEMBER: u8 = 0x01;
 
 /// What the policy layer keeps inside a record's `data`.
 ///
@@ -31,13 +42,13 @@ pub(crate) struct Payload {
     pub remember: bool,
 }
 
-/// The plain form's JSON: `{"v":{values},"m":{meta},"s":last_seen,"r":remember}`.
+/// The JSON plain form: `{"v":{values},"m":{meta},"s":last_seen,"r":remember}`.
 #[derive(Deserialize)]
-struct Wire<V, M> {
-    #[serde(rename = "v")]
-    values: V,
+struct Wire<'a> {
+    #[serde(rename = "v", borrow)]
+    values: Borrowed<'a>,
     #[serde(rename = "m", default)]
-    meta: M,
+    meta: BTreeMap<String, String>,
     #[serde(rename = "s")]
     last_seen: i64,
     #[serde(rename = "r", default)]
@@ -53,53 +64,48 @@ pub(crate) fn encode(
     keys: Option<&KeyRing>,
 ) -> Result<Vec<u8>> {
     // Sized up front: growing a buffer from empty costs several copies.
-    let mut plain = Vec::with_capacity(encoded_len_hint(payload));
-    plain.push(PLAIN_FORMAT);
-    write_wire(&mut plain, payload, last_seen)
-        .map_err(|e| Error::InvalidInput(format!("session data cannot be encoded: {e}")))?;
+    let mut plain = Vec::with_capacity(encoded_len(payload));
+    plain.push(FRAMED_FORMAT);
+    plain.extend_from_slice(&last_seen.as_millis().to_be_bytes());
+    plain.push(if payload.remember { REMEMBER } else { 0 });
+    let meta = payload.meta.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    put_pairs(&mut plain, payload.meta.len(), meta)?;
+    put_pairs(&mut plain, payload.values.len(), payload.values.iter())?;
     match keys {
         Some(ring) => ring.seal(binding, &plain),
         None => Ok(plain),
     }
 }
 
-/// Appends the JSON of [`Wire`]. Values are written back as the JSON text
-/// they are held as (each one JSON value, by construction).
-fn write_wire(
-    out: &mut Vec<u8>,
-    payload: &Payload,
-    last_seen: Timestamp,
-) -> serde_json::Result<()> {
-    out.extend_from_slice(b"{\"v\":");
-    payload.values.write_json(out)?;
-    out.extend_from_slice(b",\"m\":");
-    serde_json::to_writer(&mut *out, &payload.meta)?;
-    out.extend_from_slice(b",\"s\":");
-    serde_json::to_writer(&mut *out, &last_seen.as_millis())?;
-    out.extend_from_slice(if payload.remember {
-        b",\"r\":true}"
-    } else {
-        b",\"r\":false}"
-    });
+fn put_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    let n = u32::try_from(n)
+        .map_err(|_| Error::InvalidInput("session data cannot be encoded: too large".into()))?;
+    out.extend_from_slice(&n.to_be_bytes());
     Ok(())
 }
 
-/// About how long the plain form of `payload` is: exact but for escapes in
-/// keys and metadata.
-fn encoded_len_hint(payload: &Payload) -> usize {
-    // `"k":v,` per value, `"k":"v",` per metadata entry.
-    let values: usize = payload
-        .values
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 4)
-        .sum();
-    let meta: usize = payload
-        .meta
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 6)
-        .sum();
-    // Format byte, field names, braces, the timestamp and the flag.
-    values + meta + 64
+fn put_pairs<'a>(
+    out: &mut Vec<u8>,
+    count: usize,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<()> {
+    put_len(out, count)?;
+    for (key, text) in pairs {
+        put_len(out, key.len())?;
+        out.extend_from_slice(key.as_bytes());
+        put_len(out, text.len())?;
+        out.extend_from_slice(text.as_bytes());
+    }
+    Ok(())
+}
+
+/// The exact length of the framed plain form of `payload`.
+fn encoded_len(payload: &Payload) -> usize {
+    let pairs = |lens: &mut dyn Iterator<Item = usize>| lens.map(|n| n + 8).sum::<usize>();
+    let values = pairs(&mut payload.values.iter().map(|(k, v)| k.len() + v.len()));
+    let meta = pairs(&mut payload.meta.iter().map(|(k, v)| k.len() + v.len()));
+    // Format byte, last_seen, flags, two counts.
+    1 + 8 + 1 + 4 + 4 + values + meta
 }
 
 /// Opens (when sealed) and decodes. With a key ring, unsealed data is refused:
@@ -110,8 +116,8 @@ pub(crate) fn decode(
     keys: Option<&KeyRing>,
 ) -> Result<Payload> {
     match (bytes.first(), keys) {
-        (Some(&PLAIN_FORMAT), None) => decode_plain(bytes),
-        (Some(&PLAIN_FORMAT), Some(_)) => Err(Error::decode(
+        (Some(&FRAMED_FORMAT | &JSON_FORMAT), None) => decode_plain(bytes),
+        (Some(&FRAMED_FORMAT | &JSON_FORMAT), Some(_)) => Err(Error::decode(
             "session data (stored unsealed, but sealing is required)",
         )),
         (Some(&SEALED_FORMAT), Some(ring)) => decode_plain(&ring.open(binding, bytes)?),
@@ -124,12 +130,77 @@ pub(crate) fn decode(
 }
 
 fn decode_plain(bytes: &[u8]) -> Result<Payload> {
-    if bytes.first() != Some(&PLAIN_FORMAT) {
-        return Err(Error::decode("session data (unknown format version)"));
+    match bytes.split_first() {
+        Some((&FRAMED_FORMAT, framed)) => decode_framed(framed),
+        Some((&JSON_FORMAT, json)) => decode_json(json),
+        _ => Err(Error::decode("session data (unknown format version)")),
     }
-    let json =
-        std::str::from_utf8(&bytes[1..]).map_err(|e| Error::decode_with("session data", e))?;
-    let wire: Wire<Borrowed<'_>, BTreeMap<String, String>> =
+}
+
+fn decode_framed(bytes: &[u8]) -> Result<Payload> {
+    let mut r = Reader(bytes);
+    let last_seen = i64::from_be_bytes(r.array()?);
+    let remember = match r.array::<1>()? {
+        [0] => false,
+        [REMEMBER] => true,
+        _ => return Err(Error::decode("session data (unknown flags)")),
+    };
+    let mut meta = BTreeMap::new();
+    for _ in 0..r.len()? {
+        let key = r.text()?;
+        meta.insert(key.to_owned(), r.text()?.to_owned());
+    }
+    let count = r.len()?;
+    // Each pair takes at least 8 bytes: a damaged count allocates no more
+    // than the data could hold.
+    let mut values = Builder::with_capacity(count.min(r.0.len() / 8), r.0.len());
+    for _ in 0..count {
+        let key = r.text()?;
+        values.push(key, r.text()?);
+    }
+    if !r.0.is_empty() {
+        return Err(Error::decode("session data (bytes after the end)"));
+    }
+    Ok(Payload {
+        values: values.finish(),
+        meta,
+        last_seen: Timestamp::from_millis(last_seen),
+        remember,
+    })
+}
+
+/// Reads the framed form front to back; anything short is a `Decode` error.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(Error::decode("session data (truncated)"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        Ok(u32::from_be_bytes(self.array()?) as usize)
+    }
+
+    fn text(&mut self) -> Result<&'a str> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|e| Error::decode_with("session data", e))
+    }
+}
+
+fn decode_json(bytes: &[u8]) -> Result<Payload> {
+    let json = std::str::from_utf8(bytes).map_err(|e| Error::decode_with("session data", e))?;
+    let wire: Wire<'_> =
         serde_json::from_str(json).map_err(|e| Error::decode_with("session data", e))?;
     Ok(Payload {
         values: Values::from_parsed(json, wire.values),
@@ -211,16 +282,16 @@ mod tests {
         fn plain_encode_decode_round_trips(p in payload()) {
             let id = SessionId::generate();
             let bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
-            prop_assert_eq!(bytes[0], PLAIN_FORMAT);
+            prop_assert_eq!(bytes[0], FRAMED_FORMAT);
+            prop_assert_eq!(bytes.len(), encoded_len(&p));
             prop_assert_eq!(decode(&bytes, b(&id), None).unwrap(), p);
         }
 
-        /// Stored data stays readable both ways: the bytes are exactly what
-        /// serde writes for the same fields.
+        /// Sessions stored by earlier versions (the JSON form, as serde
+        /// wrote it), plain or sealed, still load.
         #[test]
-        fn the_plain_form_is_what_serde_writes_for_the_same_fields(p in payload()) {
+        fn the_json_form_of_earlier_versions_still_decodes(p in payload()) {
             let id = SessionId::generate();
-            let bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
             let raw: Vec<(String, Box<serde_json::value::RawValue>)> = p
                 .values
                 .iter()
@@ -232,9 +303,27 @@ mod tests {
                 s: p.last_seen.as_millis(),
                 r: p.remember,
             };
-            let mut expected = vec![PLAIN_FORMAT];
-            serde_json::to_writer(&mut expected, &wire).unwrap();
-            prop_assert_eq!(bytes, expected);
+            let mut json = vec![JSON_FORMAT];
+            serde_json::to_writer(&mut json, &wire).unwrap();
+            prop_assert_eq!(decode(&json, b(&id), None).unwrap(), p.clone());
+            let sealed = ring().seal(b(&id), &json).unwrap();
+            prop_assert_eq!(decode(&sealed, b(&id), Some(&ring())).unwrap(), p);
+        }
+
+        /// Every cut-short framed form, and one with a byte too many, is a
+        /// `Decode` error.
+        #[test]
+        fn a_framed_form_cut_short_or_overlong_is_rejected(p in payload()) {
+            let id = SessionId::generate();
+            let bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
+            for end in 1..bytes.len() {
+                let decoded = decode(&bytes[..end], b(&id), None);
+                prop_assert!(matches!(decoded, Err(Error::Decode { .. })), "{}: {:?}", end, decoded);
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            let decoded = decode(&longer, b(&id), None);
+            prop_assert!(matches!(decoded, Err(Error::Decode { .. })), "{:?}", decoded);
         }
 
         #[test]
@@ -283,6 +372,23 @@ mod tests {
             let _ = decode(&bytes, b(&id), None);
             let _ = decode(&bytes, b(&id), Some(&ring()));
         }
+    }
+
+    #[test]
+    fn unknown_flags_are_rejected_and_a_value_is_parsed_only_when_read() {
+        let id = SessionId::generate();
+        let mut p = Payload::default();
+        p.values.insert("broken", "{not json".into());
+        let mut bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
+        // A value is not parsed at load: a damaged one fails when read.
+        let loaded = decode(&bytes, b(&id), None).unwrap();
+        assert_eq!(loaded.values.get("broken"), Some("{not json"));
+        assert!(serde_json::from_str::<Value>(loaded.values.get("broken").unwrap()).is_err());
+        bytes[9] = 0x02;
+        assert!(matches!(
+            decode(&bytes, b(&id), None),
+            Err(Error::Decode { .. })
+        ));
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! [`Values`]: a session's values as JSON text, keyed by name.
 //!
-//! A load keeps the stored JSON in one shared buffer and notes where each
-//! key and value sit in it, instead of copying every key and value into an
-//! allocation of its own: for a typical session of ten values that is two
-//! allocations instead of about twenty, on every request. A value the
-//! request sets is held on its own; the rest stay in the buffer, and a
-//! save writes them back verbatim.
+//! A load copies the stored keys and values into one buffer and notes where
+//! each sits in it, instead of giving every key and value an allocation of
+//! its own: for a typical session of ten values that is two allocations
+//! instead of about twenty, on every request. A value the request sets is
+//! held on its own; the rest stay in the buffer, and a save writes them back
+//! verbatim.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -35,8 +34,8 @@ impl Text {
 /// The values of one session: JSON text by key, in key order.
 #[derive(Clone, Default)]
 pub(crate) struct Values {
-    /// The JSON the stored values were read from (empty for a new session).
-    buffer: Arc<str>,
+    /// The stored keys and values, as read (empty for a new session).
+    buffer: String,
     /// Sorted by key, keys unique.
     entries: Vec<(Text, Text)>,
 }
@@ -64,7 +63,7 @@ impl Values {
                 _ => Text::Own(s.into()),
             }
         };
-        let mut entries: Vec<(Text, Text)> = parsed
+        let entries: Vec<(Text, Text)> = parsed
             .0
             .into_iter()
             .map(|(key, value)| {
@@ -76,9 +75,12 @@ impl Values {
                 (key, span(value.get()))
             })
             .collect();
-        let buffer: Arc<str> = Arc::from(json);
-        // Our own writes are already sorted and unique; anything else is
-        // put in order, the last of equal keys winning.
+        Self::ordered(json.to_owned(), entries)
+    }
+
+    /// Our own writes are already sorted and unique; anything else is put
+    /// in order, the last of equal keys winning.
+    fn ordered(buffer: String, mut entries: Vec<(Text, Text)>) -> Self {
         let in_order = entries
             .windows(2)
             .all(|w| w[0].0.resolve(&buffer) < w[1].0.resolve(&buffer));
@@ -141,20 +143,38 @@ impl Values {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+}
 
-    /// Appends the JSON object to `out`.
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.push(b'{');
-        for (i, (key, value)) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, key)?;
-            out.push(b':');
-            out.extend_from_slice(value.as_bytes());
+/// Collects `(key, JSON text)` pairs into one buffer.
+pub(crate) struct Builder {
+    buffer: String,
+    entries: Vec<(Text, Text)>,
+}
+
+impl Builder {
+    /// Room for `entries` pairs of `bytes` bytes in all.
+    pub(crate) fn with_capacity(entries: usize, bytes: usize) -> Self {
+        Self {
+            buffer: String::with_capacity(bytes),
+            entries: Vec::with_capacity(entries),
         }
-        out.push(b'}');
-        Ok(())
+    }
+
+    /// Adds a pair (copied); of two pairs with the same key the later wins.
+    pub(crate) fn push(&mut self, key: &str, json: &str) {
+        let mut span = |text: &str| {
+            let start = self.buffer.len();
+            self.buffer.push_str(text);
+            Text::At(start, self.buffer.len())
+        };
+        let key = span(key);
+        let value = span(json);
+        self.entries.push((key, value));
+    }
+
+    /// The values, in key order.
+    pub(crate) fn finish(self) -> Values {
+        Values::ordered(self.buffer, self.entries)
     }
 }
 
@@ -173,7 +193,7 @@ impl fmt::Debug for Values {
 /// A JSON object as parsed, borrowing from the input where it can.
 pub(crate) struct Borrowed<'de>(Vec<(Cow<'de, str>, &'de RawValue)>);
 
-impl<'de> Deserialize<'de> for Borrowed<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Entries;
         impl<'de> Visitor<'de> for Entries {
@@ -226,10 +246,13 @@ mod tests {
 
     use super::*;
 
+    /// The JSON object of `v`.
     fn written(v: &Values) -> String {
-        let mut out = Vec::new();
-        v.write_json(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        let pairs: Vec<String> = v
+            .iter()
+            .map(|(k, json)| format!("{}:{json}", serde_json::to_string(k).unwrap()))
+            .collect();
+        format!("{{{}}}", pairs.join(","))
     }
 
     #[test]
