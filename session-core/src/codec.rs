@@ -374,6 +374,30 @@ mod tests {
         }
     }
 
+    /// One framed pair, written by hand.
+    fn framed_pair(key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![FRAMED_FORMAT];
+        bytes.extend(0i64.to_be_bytes());
+        bytes.push(0);
+        bytes.extend(0u32.to_be_bytes());
+        bytes.extend(1u32.to_be_bytes());
+        for text in [key, value] {
+            bytes.extend((text.len() as u32).to_be_bytes());
+            bytes.extend(text);
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_character_split_between_a_key_and_its_value_is_rejected() {
+        let id = SessionId::generate();
+        let whole = decode(&framed_pair(b"k\xC3\xA9", b"1"), b(&id), None).unwrap();
+        assert_eq!(whole.values.get("k\u{e9}"), Some("1"));
+        // Together the texts are UTF-8 ("k\u{e9}1"); each alone is not.
+        let split = decode(&framed_pair(b"k\xC3", b"\xA91"), b(&id), None);
+        assert!(matches!(split, Err(Error::Decode { .. })), "{split:?}");
+    }
+
     #[test]
     fn unknown_flags_are_rejected_and_a_value_is_parsed_only_when_read() {
         let id = SessionId::generate();
