@@ -29,7 +29,8 @@ impl Harness {
     }
 
     /// Stores `data` as a record's data and loads it: the result must be a
-    /// session or a `Decode` error, and a session must answer reads.
+    /// session or a `Decode` error, a session must answer reads, and saving
+    /// it must give data that loads.
     pub fn load(&self, data: &[u8], user: Option<&str>) {
         use session_core::SessionStore as _;
         let token = SessionToken::generate();
@@ -49,11 +50,22 @@ impl Harness {
                 Ok(session) => {
                     let _ = session.get::<serde_json::Value>("k");
                     let _ = session.user();
+                    if !session.is_new() {
+                        // What loaded saves, with its values written back as
+                        // read, and what was saved loads again.
+                        session.insert("z", &1u8).expect("insert");
+                        session.commit().await.expect("save what loaded");
+                        let token = session.token().expect("a stored session");
+                        let again = self.manager.load_token(token).await;
+                        let again = again.expect("what was saved loads");
+                        assert_eq!(again.get::<u8>("z").expect("read back"), Some(1));
+                    }
                 }
                 Err(Error::Decode { .. }) => {}
                 Err(other) => panic!("decoding stored data failed with {other:?}"),
             }
-            self.store.delete(&record.key).await.expect("delete");
+            let _ = self.store.delete_user("alice", None).await;
+            let _ = self.store.delete(&record.key).await;
         });
     }
 }

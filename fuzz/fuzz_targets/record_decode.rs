@@ -14,11 +14,14 @@ thread_local! {
 
 fuzz_target!(|data: &[u8]| {
     HARNESS.with(|h| {
-        // As written by this version (format byte 0x01, then JSON), and raw.
-        let mut plain = Vec::with_capacity(data.len() + 1);
-        plain.push(0x01);
-        plain.extend_from_slice(data);
-        h.load(&plain, Some("alice"));
+        // As written by this version (format byte 0x03, then framed), as
+        // written by earlier ones (0x01, then JSON), and raw.
+        for format in [0x03, 0x01] {
+            let mut plain = Vec::with_capacity(data.len() + 1);
+            plain.push(format);
+            plain.extend_from_slice(data);
+            h.load(&plain, Some("alice"));
+        }
         h.load(data, None);
     });
 });

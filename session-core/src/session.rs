@@ -21,7 +21,8 @@ pub enum TokenAction {
     /// Nothing: the client's token (or lack of one) stays as it is.
     #[default]
     Unchanged,
-    /// Send this token (a new session, a rotation, or a "remember me" change).
+    /// Send this token (a new session, a rotation, or a committed
+    /// [`set_remember`](Session::set_remember)).
     Issue {
         /// The token to send.
         token: SessionToken,
@@ -93,7 +94,7 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Box<str>> {
         .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))
 }
 
-/// `base` with `ops` applied.
+/// `view` with `ops` applied.
 fn apply(ops: &mut [Op], mut view: View) -> Result<View> {
     for op in ops {
         apply_one(op, &mut view)?;
@@ -145,13 +146,22 @@ impl State {
 
     /// Builds `view` again from `base` and the pending changes.
     fn refresh_view(&mut self, keys: Option<&KeyRing>) -> Result<()> {
-        if self.ops.is_empty() {
-            self.base(keys)?;
-            self.view = None;
+        let base = match self.base(keys) {
+            Ok(base) => base.clone(),
+            Err(e) => {
+                // The stored data no longer decodes (it did when it was
+                // read): commit nothing built on it.
+                self.ops.clear();
+                self.view = None;
+                self.base = Some(View::default());
+                return Err(e);
+            }
+        };
+        self.view = if self.ops.is_empty() {
+            None
         } else {
-            let base = self.base(keys)?.clone();
-            self.view = Some(apply(&mut self.ops, base)?);
-        }
+            Some(apply(&mut self.ops, base)?)
+        };
         Ok(())
     }
 
@@ -404,7 +414,8 @@ impl Session {
 
     /// "Remember me": `true` asks for a persistent token (a cookie with
     /// `Max-Age`, capped at the absolute timeout); `false` for one that ends with
-    /// the browser.
+    /// the browser. Once committed, the token is sent again with its new
+    /// lifetime.
     pub fn set_remember(&self, remember: bool) {
         let _ = self.push(Op::Remember(remember));
     }
@@ -665,8 +676,9 @@ impl Session {
             Plan::Update(record) => {
                 let created_at = record.created_at;
                 self.settle(&mut st, record, written)?;
-                // "Remember me" was set: the cookie's lifetime follows it.
-                if written.remember {
+                // "Remember me" was set: the cookie's lifetime follows it
+                // (unless a logout meanwhile has ended the session).
+                if written.remember && st.epoch == written.epoch {
                     if let Some(token) = st.token.clone() {
                         st.action = TokenAction::Issue {
                             token,
@@ -724,7 +736,10 @@ impl Session {
     /// After a conflict: read the newer version and re-apply pending changes.
     async fn reload(&self) -> Result<()> {
         let manager = &self.inner.manager;
-        let key = self.state().stored.as_ref().map(|r| r.key);
+        let (key, epoch) = {
+            let st = self.state();
+            (st.stored.as_ref().map(|r| r.key), st.epoch)
+        };
         let Some(key) = key else {
             return Ok(());
         };
@@ -734,6 +749,11 @@ impl Session {
         };
         let payload = decode(&fresh.data, Binding::of(&fresh), manager.config().keys())?;
         let mut st = self.state();
+        if st.epoch != epoch {
+            // `logout` ran meanwhile: the logged-out data must not come
+            // back into view; the next attempt deletes the session.
+            return Ok(());
+        }
         st.base = Some(View {
             payload,
             user: fresh.user.clone(),

@@ -23,8 +23,9 @@ enum Text {
 impl Text {
     fn resolve<'a>(&'a self, buffer: &'a str) -> &'a str {
         match self {
-            // Spans are made by `from_json` within its buffer, on char
-            // boundaries; `get` keeps a bad span from ever panicking.
+            // Spans are made by `from_parsed` and `Builder` within their
+            // buffer, on char boundaries; `get` keeps a bad span from ever
+            // panicking.
             Self::At(start, end) => buffer.get(*start..*end).unwrap_or_default(),
             Self::Own(text) => text,
         }
@@ -55,7 +56,10 @@ impl Values {
         let base = json.as_ptr() as usize;
         let span = |s: &str| {
             let start = (s.as_ptr() as usize).wrapping_sub(base);
-            match json.get(start..start + s.len()) {
+            match start
+                .checked_add(s.len())
+                .and_then(|end| json.get(start..end))
+            {
                 // Only text that really lies inside `json`, at that place.
                 Some(inside) if std::ptr::eq(inside.as_ptr(), s.as_ptr()) => {
                     Text::At(start, start + s.len())
