@@ -587,8 +587,7 @@ impl Session {
         let plan = match &st.stored {
             None if n == 0 => Plan::Nothing,
             None => {
-                let token = SessionToken::generate();
-                let id = SessionId::generate();
+                let (token, id) = SessionId::generate_with_token();
                 let key = token.key();
                 let record = Record {
                     key,

@@ -156,6 +156,23 @@ impl SessionId {
         Self(uuid::Uuid::new_v4())
     }
 
+    /// A token and an id for a new session, from one call to the OS
+    /// generator instead of two (each is a system call).
+    ///
+    /// # Panics
+    /// As [`SessionToken::generate`].
+    pub(crate) fn generate_with_token() -> (SessionToken, Self) {
+        let mut bytes = [0u8; TOKEN_BYTES + 16];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        let (token, id) = bytes.split_at(TOKEN_BYTES);
+        let mut random = [0u8; 16];
+        random.copy_from_slice(id);
+        let id = uuid::Builder::from_random_bytes(random).into_uuid();
+        let mut token_bytes = [0u8; TOKEN_BYTES];
+        token_bytes.copy_from_slice(token);
+        (SessionToken(token_bytes), Self(id))
+    }
+
     /// Wraps an existing UUID (for stores reading ids back).
     pub const fn from_uuid(id: uuid::Uuid) -> Self {
         Self(id)
@@ -202,6 +219,23 @@ mod tests {
         assert_eq!(a.expose().len(), TOKEN_LEN);
         assert_ne!(a, b);
         assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn a_token_and_id_made_together_are_independent_random_v4() {
+        let (t1, id1) = SessionId::generate_with_token();
+        let (t2, id2) = SessionId::generate_with_token();
+        assert_ne!(t1, t2);
+        assert_ne!(id1, id2);
+        for id in [id1, id2] {
+            assert_eq!(id.as_uuid().get_version_num(), 4);
+            assert_eq!(id.as_uuid().get_variant(), uuid::Variant::RFC4122);
+            // The id carries none of the token's bytes.
+            assert!(!t1
+                .0
+                .windows(6)
+                .any(|w| id.as_uuid().as_bytes().windows(6).any(|x| x == w)));
+        }
     }
 
     #[test]
