@@ -146,20 +146,19 @@ impl State {
 
     /// Builds `view` again from `base` and the pending changes.
     fn refresh_view(&mut self, keys: Option<&KeyRing>) -> Result<()> {
-        let base = match self.base(keys) {
-            Ok(base) => base.clone(),
-            Err(e) => {
-                // The stored data no longer decodes (it did when it was
-                // read): commit nothing built on it.
-                self.ops.clear();
-                self.view = None;
-                self.base = Some(View::default());
-                return Err(e);
-            }
-        };
+        if let Err(e) = self.base(keys) {
+            // The stored data no longer decodes (it did when it was read):
+            // commit nothing built on it.
+            self.ops.clear();
+            self.view = None;
+            self.base = Some(View::default());
+            return Err(e);
+        }
         self.view = if self.ops.is_empty() {
+            // The usual case after a commit: no copy of the data.
             None
         } else {
+            let base = self.base.clone().unwrap_or_default();
             Some(apply(&mut self.ops, base)?)
         };
         Ok(())

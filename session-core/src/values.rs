@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// A key or a value: a span of the shared buffer, or text of its own.
+/// A key or a value: a span of the buffer, or text of its own.
 #[derive(Clone)]
 enum Text {
     At(usize, usize),
