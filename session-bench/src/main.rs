@@ -168,12 +168,7 @@ async fn store_run(a: &Args, backend: &str, imp: &'static str) -> Option<Vec<Pha
             Some(phases)
         }
         ("redis", "ours") => {
-            let store = session_redis::RedisStore::connect(
-                &a.redis,
-                session_redis::RedisOptions::default().prefix(format!("bench:{}:", tag())),
-            )
-            .await
-            .expect("connect to Redis");
+            let store = our_redis(&a.redis, &format!("bench:{}:", tag())).await;
             Some(ours::workload(Arc::new(store), n, c).await)
         }
         ("redis", "raw") => {
@@ -250,6 +245,13 @@ async fn store_runs(a: &Args) -> Vec<Run> {
     runs
 }
 
+/// Our Redis store on `url`, its keys under `prefix`.
+async fn our_redis(url: &str, prefix: &str) -> session_redis::RedisStore {
+    session_redis::RedisStore::connect(url, session_redis::RedisOptions::default().prefix(prefix))
+        .await
+        .expect("connect to Redis")
+}
+
 #[cfg(feature = "compare")]
 async fn tower_redis(
     url: &str,
@@ -281,12 +283,7 @@ async fn http_run(a: &Args, store: &str, imp: &'static str) -> Option<Phase> {
             Some(http::drive(http::tower(tower_sessions::MemoryStore::default()), k, d).await)
         }
         ("redis", "ours") => {
-            let store = session_redis::RedisStore::connect(
-                &a.redis,
-                session_redis::RedisOptions::default().prefix(format!("bench-http:{}:", tag())),
-            )
-            .await
-            .expect("connect to Redis");
+            let store = our_redis(&a.redis, &format!("bench-http:{}:", tag())).await;
             Some(http::drive(http::ours(manager(Arc::new(store))), k, d).await)
         }
         #[cfg(feature = "compare")]

@@ -101,9 +101,17 @@ fn put_pairs<'a>(
 
 /// The exact length of the framed plain form of `payload`.
 fn encoded_len(payload: &Payload) -> usize {
-    let pairs = |lens: &mut dyn Iterator<Item = usize>| lens.map(|n| n + 8).sum::<usize>();
-    let values = pairs(&mut payload.values.iter().map(|(k, v)| k.len() + v.len()));
-    let meta = pairs(&mut payload.meta.iter().map(|(k, v)| k.len() + v.len()));
+    // Each pair: two u32 lengths and the two texts.
+    let values: usize = payload
+        .values
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len())
+        .sum();
+    let meta: usize = payload
+        .meta
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len())
+        .sum();
     // Format byte, last_seen, flags, two counts.
     1 + 8 + 1 + 4 + 4 + values + meta
 }

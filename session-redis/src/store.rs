@@ -222,6 +222,13 @@ impl RedisStore {
         format!("{}s:{}", self.prefix, key.to_hex())
     }
 
+    /// The index member of a record: its key in hex, the tail of its name
+    /// (no second hex encoding).
+    fn member_of(name: &str) -> &str {
+        // SHA-256 in hex.
+        &name[name.len() - 64..]
+    }
+
     fn record_prefix(&self) -> String {
         format!("{}s:", self.prefix)
     }
@@ -586,11 +593,11 @@ impl SessionStore for RedisStore {
     async fn create(&self, record: &Record) -> Result<()> {
         let name = self.record_key(&record.key);
         let value = value::encode(record, None)?;
-        let member = record.key.to_hex();
+        let member = Self::member_of(&name);
         // Standalone keeps the index in the same script as the record.
         let index_here = !self.is_cluster() && record.user.is_some();
         if let (true, Some(user)) = (self.is_cluster(), &record.user) {
-            self.index_add(user, record.expires_at, &member).await?;
+            self.index_add(user, record.expires_at, member).await?;
         }
         if !index_here {
             // The common case is a free key: one plain command.
@@ -614,7 +621,7 @@ impl SessionStore for RedisStore {
         inv.key(&name)
             .arg(value)
             .arg(pxat(record.expires_at))
-            .arg(&member)
+            .arg(member)
             .arg(if index_here {
                 self.index_prefix()
             } else {
@@ -640,11 +647,11 @@ impl SessionStore for RedisStore {
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         record.check_update(expected_version)?;
-        let member = record.key.to_hex();
-        if let (true, Some(user)) = (self.is_cluster(), &record.user) {
-            self.index_add(user, record.expires_at, &member).await?;
-        }
         let name = self.record_key(&record.key);
+        let member = Self::member_of(&name);
+        if let (true, Some(user)) = (self.is_cluster(), &record.user) {
+            self.index_add(user, record.expires_at, member).await?;
+        }
         let value = value::encode(record, None)?;
         let index_prefix = self.script_index_prefix();
         let script = &self.scripts.update;
@@ -655,7 +662,7 @@ impl SessionStore for RedisStore {
                     .arg(&value[..])
                     .arg(pxat(record.expires_at))
                     .arg(&expected_version.to_be_bytes()[..])
-                    .arg(&member)
+                    .arg(member)
                     .arg(&index_prefix)
                     .arg(user_flag(record))
                     .arg(record.user.as_deref().unwrap_or(""));
@@ -667,14 +674,14 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
         let name = self.record_key(key);
-        let member = key.to_hex();
+        let member = Self::member_of(&name);
         let stored = expires_at.as_millis().to_be_bytes();
         if !self.is_cluster() {
             let mut inv = self.scripts.touch.prepare_invoke();
             inv.key(&name)
                 .arg(&stored[..])
                 .arg(pxat(expires_at))
-                .arg(&member)
+                .arg(member)
                 .arg(self.index_prefix())
                 .arg("");
             let status: String = self.run(&inv).await?;
@@ -688,7 +695,7 @@ impl SessionStore for RedisStore {
             };
             let expect = match &current.user {
                 Some(user) => {
-                    self.index_add(user, expires_at, &member).await?;
+                    self.index_add(user, expires_at, member).await?;
                     format!("={user}")
                 }
                 None => "-".to_owned(),
@@ -697,7 +704,7 @@ impl SessionStore for RedisStore {
             inv.key(&name)
                 .arg(&stored[..])
                 .arg(pxat(expires_at))
-                .arg(&member)
+                .arg(member)
                 .arg("")
                 .arg(expect);
             let status: String = self.run(&inv).await?;
@@ -725,8 +732,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
-        let member = key.to_hex();
         let name = self.record_key(key);
+        let member = Self::member_of(&name);
         if !self.is_cluster() {
             // No pending records without a cluster: take the record with it.
             let taken = self
@@ -748,7 +755,7 @@ impl SessionStore for RedisStore {
                     if let Some(user) = &r.user {
                         // A step behind the record, which is harmless: index
                         // readers skip and prune entries whose record is gone.
-                        self.index_remove(user, &member).await?;
+                        self.index_remove(user, member).await?;
                     }
                     Ok(true)
                 }
@@ -767,7 +774,7 @@ impl SessionStore for RedisStore {
             .await?;
         let deleted = matches!(status, Value::Int(1));
         if let (true, Some(user)) = (deleted, user) {
-            self.index_remove(&user, &member).await?;
+            self.index_remove(&user, member).await?;
         }
         Ok(deleted)
     }

@@ -25,6 +25,7 @@ pub struct Counting {
     pub deletes: AtomicU64,
     /// While set, `update` fails with a transient error (a store outage).
     pub fail_updates: std::sync::atomic::AtomicBool,
+    /// While set, `delete` fails with a transient error.
     pub fail_deletes: std::sync::atomic::AtomicBool,
     /// `update` signals this when it starts, then waits for a read lock on
     /// `update_gate`: a test holding the write lock keeps writes in flight.
