@@ -260,7 +260,10 @@ mod tests {
                 let mut held = Values::default();
                 for (k, v) in values {
                     let v: Value = v;
-                    held.insert(&k, serde_json::to_string(&v).expect("json").into());
+                    held.insert(
+                        &k.as_str().into(),
+                        serde_json::to_string(&v).expect("json").into(),
+                    );
                 }
                 Payload {
                     values: held,
@@ -410,7 +413,7 @@ mod tests {
     fn unknown_flags_are_rejected_and_a_value_is_parsed_only_when_read() {
         let id = SessionId::generate();
         let mut p = Payload::default();
-        p.values.insert("broken", "{not json".into());
+        p.values.insert(&"broken".into(), "{not json".into());
         let mut bytes = encode(&p, p.last_seen, b(&id), None).unwrap();
         // A value is not parsed at load: a damaged one fails when read.
         let loaded = decode(&bytes, b(&id), None).unwrap();

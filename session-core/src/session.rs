@@ -46,15 +46,15 @@ impl TokenAction {
 }
 
 /// Gets the current value's JSON text, returns the next value's.
-type Modifier = Box<dyn FnMut(Option<&str>) -> Result<Box<str>> + Send>;
+type Modifier = Box<dyn FnMut(Option<&str>) -> Result<Arc<str>> + Send>;
 
 /// One change a request made, kept so that it can be re-applied on top of a
 /// newer stored version after a conflict.
 enum Op {
-    /// A key and the JSON text of its value.
-    Set(String, Box<str>),
+    /// A key and the JSON text of its value, shared with the view.
+    Set(Arc<str>, Arc<str>),
     Remove(String),
-    Modify(String, Modifier),
+    Modify(Arc<str>, Modifier),
     Clear,
     Meta(String, String),
     User(Option<String>),
@@ -87,11 +87,37 @@ fn apply_one(op: &mut Op, view: &mut View) -> Result<()> {
     Ok(())
 }
 
-/// A value's JSON text.
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Box<str>> {
-    serde_json::to_string(value)
-        .map(String::into_boxed_str)
-        .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))
+/// A value's JSON text, in an allocation of exactly its size.
+///
+/// It is written into a buffer the thread reuses, then copied once: writing
+/// straight into a `String` would grow it and then shrink it, three trips
+/// to the allocator for every value set.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Arc<str>> {
+    /// A buffer kept beyond this is let go, not held by an idle thread.
+    const KEEP: usize = 16 * 1024;
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let write = |buf: &mut Vec<u8>| -> Result<Arc<str>> {
+        serde_json::to_writer(&mut *buf, value)
+            .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))?;
+        // serde_json writes UTF-8 only; the check is cheap and keeps this safe.
+        let text = std::str::from_utf8(buf)
+            .map_err(|e| Error::InvalidInput(format!("session value is not UTF-8: {e}")))?;
+        Ok(Arc::from(text))
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = write(&mut buf);
+            if buf.capacity() > KEEP {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // A value whose `Serialize` sets a session value itself.
+        Err(_) => write(&mut Vec::new()),
+    })
 }
 
 /// `view` with `ops` applied.
@@ -381,8 +407,9 @@ impl Session {
 
     /// Stores a value under `key`; [`Error::InvalidInput`] if it does not
     /// serialize.
-    pub fn insert<T: Serialize + ?Sized>(&self, key: impl Into<String>, value: &T) -> Result<()> {
-        self.push(Op::Set(key.into(), to_json(value)?))
+    pub fn insert<T: Serialize + ?Sized>(&self, key: impl AsRef<str>, value: &T) -> Result<()> {
+        let json = to_json(value)?;
+        self.push(Op::Set(Arc::from(key.as_ref()), json))
     }
 
     /// Removes `key`; whether it was there.
@@ -459,12 +486,12 @@ impl Session {
     /// value and returns the next. On a version conflict `f` runs again on
     /// the newer stored value, so N concurrent increments end at N. Returns the
     /// value that was stored. Other pending changes are committed with it.
-    pub async fn modify<T, F>(&self, key: impl Into<String>, mut f: F) -> Result<T>
+    pub async fn modify<T, F>(&self, key: impl AsRef<str>, mut f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> T + Send + 'static,
     {
-        let key = key.into();
+        let key: Arc<str> = Arc::from(key.as_ref());
         let modifier: Modifier = Box::new(move |current: Option<&str>| {
             let current = current
                 .map(|v| {

@@ -4,20 +4,22 @@
 //! each sits in it, instead of giving every key and value an allocation of
 //! its own: for a typical session of ten values that is two allocations
 //! instead of about twenty, on every request. A value the request sets is
-//! held on its own; the rest stay in the buffer, and a save writes them back
-//! verbatim.
+//! held on its own, shared (not copied) with the change that set it; the
+//! rest stay in the buffer, and a save writes them back verbatim.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// A key or a value: a span of the buffer, or text of its own.
+/// A key or a value: a span of the buffer, or text of its own (shared with
+/// the pending change that set it, so a copy of the values copies no text).
 #[derive(Clone)]
 enum Text {
     At(usize, usize),
-    Own(Box<str>),
+    Own(Arc<str>),
 }
 
 impl Text {
@@ -64,7 +66,7 @@ impl Values {
                 Some(inside) if std::ptr::eq(inside.as_ptr(), s.as_ptr()) => {
                     Text::At(start, start + s.len())
                 }
-                _ => Text::Own(s.into()),
+                _ => Text::Own(Arc::from(s)),
             }
         };
         let entries: Vec<(Text, Text)> = parsed
@@ -74,7 +76,7 @@ impl Values {
                 let key = match key {
                     Cow::Borrowed(k) => span(k),
                     // The key had escapes: its text is not in the buffer.
-                    Cow::Owned(k) => Text::Own(k.into_boxed_str()),
+                    Cow::Owned(k) => Text::Own(Arc::from(k)),
                 };
                 (key, span(value.get()))
             })
@@ -114,13 +116,14 @@ impl Values {
         self.find(key).is_ok()
     }
 
-    /// Sets `key` to `json`, which must be one JSON value.
-    pub(crate) fn insert(&mut self, key: &str, json: Box<str>) {
+    /// Sets `key` to `json`, which must be one JSON value. Both are shared,
+    /// not copied.
+    pub(crate) fn insert(&mut self, key: &Arc<str>, json: Arc<str>) {
         match self.find(key) {
             Ok(i) => self.entries[i].1 = Text::Own(json),
             Err(i) => self
                 .entries
-                .insert(i, (Text::Own(key.into()), Text::Own(json))),
+                .insert(i, (Text::Own(Arc::clone(key)), Text::Own(json))),
         }
     }
 
@@ -315,7 +318,7 @@ mod tests {
             for c in changes {
                 match c {
                     Change::Insert(k, n) => {
-                        values.insert(&k, n.to_string().into());
+                        values.insert(&Arc::from(k.as_str()), n.to_string().into());
                         model.insert(k, n.to_string());
                     }
                     Change::Remove(k) => {
