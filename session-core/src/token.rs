@@ -111,11 +111,18 @@ impl SessionKey {
     /// Lower-case hex, 64 characters, for stores that key by text.
     pub fn to_hex(&self) -> String {
         let mut out = String::with_capacity(64);
+        self.push_hex(&mut out);
+        out
+    }
+
+    /// Appends [`to_hex`](Self::to_hex)'s text to `out`: a store that puts a
+    /// prefix before the key builds its name in one allocation.
+    pub fn push_hex(&self, out: &mut String) {
+        out.reserve(64);
         for b in self.0 {
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
-        out
     }
 
     /// Parses the form written by [`SessionKey::to_hex`] (either case).

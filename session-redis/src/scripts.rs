@@ -11,7 +11,7 @@
 //! (index key names are built from the prefix, so they are standalone-only).
 //! Cluster scripts touch one key each; the client orders the index steps.
 
-use redis::Script;
+use redis::{Cmd, Script, ToRedisArgs};
 
 use crate::value::EXPIRES_AT;
 
@@ -84,8 +84,76 @@ end"#,
     ),
 ];
 
-/// `body` after the helpers it calls (directly or through another helper).
-fn with_helpers(body: &str) -> Script {
+/// One of our scripts, and how many of its arguments are keys.
+#[derive(Debug)]
+pub(crate) struct Lua {
+    script: Script,
+    keys: usize,
+}
+
+impl Lua {
+    /// A call of this script, with room for `data` bytes of arguments.
+    ///
+    /// The call is built straight into one `EVALSHA` command. (`redis`'s own
+    /// `ScriptInvocation` copies each argument into a buffer of its own and
+    /// then copies them all again into the command: about ten allocations
+    /// and a second copy of the record on every write.)
+    pub(crate) fn call(&self, data: usize) -> Call<'_> {
+        let mut cmd = Cmd::with_capacity(3 + 9, 256 + data);
+        cmd.arg("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(self.keys);
+        Call {
+            lua: self,
+            cmd,
+            keys: 0,
+            args: 0,
+        }
+    }
+}
+
+/// An `EVALSHA` being built: its keys first, then its arguments.
+pub(crate) struct Call<'s> {
+    lua: &'s Lua,
+    cmd: Cmd,
+    keys: usize,
+    args: usize,
+}
+
+impl Call<'_> {
+    /// Adds the next key (`KEYS[i]`).
+    pub(crate) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        debug_assert_eq!(self.args, 0, "keys come before arguments");
+        self.cmd.arg(key);
+        self.keys += 1;
+        self
+    }
+
+    /// Adds the next argument (`ARGV[i]`).
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.cmd.arg(arg);
+        self.args += 1;
+        self
+    }
+
+    /// The command to send, once every key is given.
+    pub(crate) fn cmd(&self) -> &Cmd {
+        debug_assert_eq!(
+            self.keys, self.lua.keys,
+            "a script got the wrong number of keys"
+        );
+        &self.cmd
+    }
+
+    /// The script, to load when a server answers `NOSCRIPT`.
+    pub(crate) fn script(&self) -> &Script {
+        &self.lua.script
+    }
+}
+
+/// `body` after the helpers it calls (directly or through another helper),
+/// taking `keys` keys.
+fn with_helpers(keys: usize, body: &str) -> Lua {
     let mut needed: Vec<&str> = Vec::new();
     let mut code = body.to_owned();
     // Walk backwards so a helper's own calls are seen before its dependencies.
@@ -96,27 +164,30 @@ fn with_helpers(body: &str) -> Script {
         }
     }
     needed.reverse();
-    Script::new(&format!("{}\n{body}", needed.concat()))
+    Lua {
+        script: Script::new(&format!("{}\n{body}", needed.concat())),
+        keys,
+    }
 }
 
 /// All scripts, built once per store.
 #[derive(Debug)]
 pub(crate) struct Scripts {
-    pub create: Script,
-    pub update: Script,
-    pub touch: Script,
-    pub rotate: Script,
-    pub delete: Script,
-    pub list_user: Script,
-    pub delete_user: Script,
-    pub index_add: Script,
-    pub index_read: Script,
-    pub prepare: Script,
-    pub commit: Script,
-    pub activate: Script,
-    pub abort: Script,
-    pub clear_tombstone: Script,
-    pub delete_if_user: Script,
+    pub create: Lua,
+    pub update: Lua,
+    pub touch: Lua,
+    pub rotate: Lua,
+    pub delete: Lua,
+    pub list_user: Lua,
+    pub delete_user: Lua,
+    pub index_add: Lua,
+    pub index_read: Lua,
+    pub prepare: Lua,
+    pub commit: Lua,
+    pub activate: Lua,
+    pub abort: Lua,
+    pub clear_tombstone: Lua,
+    pub delete_if_user: Lua,
 }
 
 impl Scripts {
@@ -126,6 +197,7 @@ impl Scripts {
             // cluster mode or without a user), user. The slow path of create:
             // the client first tries a plain `SET NX PXAT`.
             create: with_helpers(
+                1,
                 r#"
 local kind = parse(read(KEYS[1]))
 if kind == 'L' or kind == 'P' or kind == 'R' then return 'EXISTS' end
@@ -136,6 +208,7 @@ return 'OK'"#,
             // KEYS[1] record. ARGV: value, expires, expected version (8
             // bytes), member, index prefix ('' in cluster mode), has_user, user.
             update: with_helpers(
+                1,
                 r#"
 local kind, version, user = parse(read(KEYS[1]))
 if kind == 'P' then return 'PENDING' end
@@ -153,8 +226,10 @@ return 'OK'"#,
             // KEYS[1] record. ARGV: expires (8 bytes), expires, member, index
             // prefix, expected user ('' = do not check; cluster mode passes
             // '=' .. user or '-').
-            touch: with_helpers(&format!(
-                r#"
+            touch: with_helpers(
+                1,
+                &format!(
+                    r#"
 local kind, _, user = parse(read(KEYS[1]))
 if kind == 'P' then return 'PENDING' end
 if kind ~= 'L' then return 'NOTFOUND' end
@@ -166,11 +241,13 @@ redis.call('SETRANGE', KEYS[1], {EXPIRES_AT}, ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 if ARGV[4] ~= '' and user then index_add(ARGV[4] .. user, ARGV[2], ARGV[3]) end
 return 'OK'"#
-            )),
+                ),
+            ),
             // Standalone only. KEYS[1] old, KEYS[2] new. ARGV: value, expires,
             // expected version, id, new member, index prefix, has_user, user,
             // old member.
             rotate: with_helpers(
+                2,
                 r#"
 local cur = read(KEYS[1])
 local kind, version, user = parse(cur)
@@ -189,6 +266,7 @@ return 'OK'"#,
             // record. Returns {status, user}: status 1 live record deleted, 0
             // nothing, 'PENDING'. A tombstone is left for rotation readers.
             delete: with_helpers(
+                1,
                 r#"
 local kind, _, user = parse(read(KEYS[1]))
 if kind == 'P' then return {'PENDING', false} end
@@ -200,6 +278,7 @@ return {1, user or false}"#,
             // Returns a flat list of (member, value) for the user's live
             // records, and prunes entries whose record is gone.
             list_user: with_helpers(
+                1,
                 r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 local out = {}
@@ -218,6 +297,7 @@ return out"#,
             // Standalone only. KEYS[1] index. ARGV: record prefix, user, keep
             // member ('' for none). Returns how many live records it deleted.
             delete_user: with_helpers(
+                1,
                 r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 local n = 0
@@ -235,10 +315,11 @@ end
 return n"#,
             ),
             // Cluster: KEYS[1] index. ARGV: score, member.
-            index_add: with_helpers("index_add(KEYS[1], ARGV[1], ARGV[2])\nreturn 1"),
+            index_add: with_helpers(1, "index_add(KEYS[1], ARGV[1], ARGV[2])\nreturn 1"),
             // Cluster: KEYS[1] index. ARGV[1] 'WITHSCORES' or nothing. Prunes
             // entries whose deadline passed and returns the rest.
             index_read: with_helpers(
+                1,
                 r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 if ARGV[1] == 'WITHSCORES' then return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') end
@@ -248,6 +329,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)"#,
             // key), expires. 'REVOKED' when the user's sessions were revoked
             // after this rotation indexed the new key.
             prepare: with_helpers(
+                1,
                 r#"
 local kind = parse(read(KEYS[1]))
 if kind == 'R' then return 'REVOKED' end
@@ -258,6 +340,7 @@ return 'OK'"#,
             // Cluster: KEYS[1] old key. ARGV: expected version (8 bytes), id,
             // tombstone, tombstone deadline. The rotation's commit point.
             commit: with_helpers(
+                1,
                 r#"
 local cur = read(KEYS[1])
 local kind, version, user = parse(cur)
@@ -271,6 +354,7 @@ return {'OK', user or false}"#,
             // Cluster: KEYS[1] new key. ARGV: old key name. Makes a committed
             // rotation target live; 1 if it did (or it already was), 0 if gone.
             activate: with_helpers(
+                1,
                 r#"
 local kind, _, _, link = parse(read(KEYS[1]))
 if kind == 'P' and link == ARGV[1] then
@@ -283,6 +367,7 @@ return 0"#,
             // Cluster: KEYS[1] new key. ARGV: old key name. Drops an
             // uncommitted rotation target.
             abort: with_helpers(
+                1,
                 r#"
 local kind, _, _, link = parse(read(KEYS[1]))
 if kind == 'P' and link == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
@@ -290,6 +375,7 @@ return 0"#,
             ),
             // Cluster: KEYS[1] old key. ARGV: its tombstone.
             clear_tombstone: with_helpers(
+                1,
                 r#"
 if read(KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0"#,
@@ -301,6 +387,7 @@ return 0"#,
             // index entries go in first) gets a revoked marker until that
             // deadline, so it cannot go live after the revocation.
             delete_if_user: with_helpers(
+                1,
                 r#"
 local cur = read(KEYS[1])
 if not cur then

@@ -9,13 +9,13 @@ use futures_util::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{FromRedisValue, Value};
+use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind, Value};
 use session_core::{
     newest_per_session, Error, Record, Result, SessionKey, SessionStore, Timestamp,
 };
 
 use crate::error::{redis_err, unexpected};
-use crate::scripts::Scripts;
+use crate::scripts::{Call, Scripts};
 use crate::value::{self, Stored};
 
 /// Connection settings for [`RedisStore`].
@@ -65,6 +65,22 @@ impl RedisOptions {
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn send<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match self {
+            Self::Single(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    async fn load(&mut self, script: &redis::Script) -> RedisResult<String> {
+        match self {
+            Self::Single(c) => script.load_async(c).await,
+            Self::Cluster(c) => script.load_async(c).await,
+        }
+    }
 }
 
 /// A [`SessionStore`] on Redis (standalone) or Redis Cluster.
@@ -131,6 +147,10 @@ enum Conn {
 pub struct RedisStore {
     conn: Conn,
     prefix: Arc<str>,
+    /// `prefix` + `s:`, the start of every record's name.
+    records: Arc<str>,
+    /// `prefix` + `u:`, the start of every index's name.
+    indexes: Arc<str>,
     scripts: Arc<Scripts>,
 }
 
@@ -204,6 +224,8 @@ impl RedisStore {
         Self {
             conn,
             prefix: Arc::from(options.prefix.as_str()),
+            records: Arc::from(format!("{}s:", options.prefix)),
+            indexes: Arc::from(format!("{}u:", options.prefix)),
             scripts: Arc::new(Scripts::new()),
         }
     }
@@ -219,7 +241,10 @@ impl RedisStore {
     }
 
     fn record_key(&self, key: &SessionKey) -> String {
-        format!("{}s:{}", self.prefix, key.to_hex())
+        let mut name = String::with_capacity(self.records.len() + 64);
+        name.push_str(&self.records);
+        key.push_hex(&mut name);
+        name
     }
 
     /// The index member of a record: its key in hex, the tail of its name
@@ -229,53 +254,59 @@ impl RedisStore {
         &name[name.len() - 64..]
     }
 
-    fn record_prefix(&self) -> String {
-        format!("{}s:", self.prefix)
+    fn record_prefix(&self) -> &str {
+        &self.records
     }
 
-    fn index_prefix(&self) -> String {
-        format!("{}u:", self.prefix)
+    fn index_prefix(&self) -> &str {
+        &self.indexes
     }
 
     fn index_key(&self, user: &str) -> String {
-        format!("{}u:{user}", self.prefix)
+        let mut name = String::with_capacity(self.indexes.len() + user.len());
+        name.push_str(&self.indexes);
+        name.push_str(user);
+        name
     }
 
     /// The index prefix standalone scripts use to maintain the index
     /// themselves; empty in cluster mode, where the client does it.
-    fn script_index_prefix(&self) -> String {
+    fn script_index_prefix(&self) -> &str {
         if self.is_cluster() {
-            String::new()
+            ""
         } else {
             self.index_prefix()
         }
     }
 
-    async fn run<T: FromRedisValue>(&self, inv: &redis::ScriptInvocation<'_>) -> Result<T> {
-        match self.conn.clone() {
-            Conn::Single(mut c) => inv.invoke_async(&mut c).await,
-            Conn::Cluster(mut c) => inv.invoke_async(&mut c).await,
+    /// Runs a script call, loading the script first if the server does not
+    /// have it (after a restart, a `SCRIPT FLUSH`, or on a new cluster node).
+    async fn run<T: FromRedisValue>(&self, call: &Call<'_>) -> Result<T> {
+        let mut conn = self.conn.clone();
+        match conn.send(call.cmd()).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                conn.load(call.script()).await.map_err(redis_err)?;
+                conn.send(call.cmd()).await
+            }
+            other => other,
         }
         .map_err(redis_err)
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        match self.conn.clone() {
-            Conn::Single(mut c) => cmd.query_async(&mut c).await,
-            Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
-        }
-        .map_err(redis_err)
+        self.conn.clone().send(cmd).await.map_err(redis_err)
     }
 
     /// The string under `name`, if any.
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.query(redis::cmd("GET").arg(name)).await
+        let mut get = redis::Cmd::with_capacity(2, name.len() + 3);
+        self.query(get.arg("GET").arg(name)).await
     }
 
     /// Cluster: adds `member` to `user`'s index before a write that gives the
     /// record that user and deadline.
     async fn index_add(&self, user: &str, expires_at: Timestamp, member: &str) -> Result<()> {
-        let mut inv = self.scripts.index_add.prepare_invoke();
+        let mut inv = self.scripts.index_add.call(0);
         inv.key(self.index_key(user))
             .arg(expires_at.as_millis())
             .arg(member);
@@ -294,10 +325,10 @@ impl RedisStore {
         let seen = self.get(old).await?;
         let tombstone = value::tombstone(name);
         if seen.as_deref() == Some(&tombstone[..]) {
-            let mut inv = self.scripts.activate.prepare_invoke();
+            let mut inv = self.scripts.activate.call(0);
             inv.key(name).arg(old);
             let live: i64 = self.run(&inv).await?;
-            let mut clear = self.scripts.clear_tombstone.prepare_invoke();
+            let mut clear = self.scripts.clear_tombstone.call(0);
             clear.key(old).arg(tombstone);
             self.run::<i64>(&clear).await?;
             return Ok(live == 1);
@@ -309,7 +340,7 @@ impl RedisStore {
         // The old key is gone and names no successor: either the rotation was
         // abandoned, or it committed, activated and tidied up after our first
         // look. Drop the target only if it is still pending, then look again.
-        let mut inv = self.scripts.abort.prepare_invoke();
+        let mut inv = self.scripts.abort.call(0);
         inv.key(name).arg(old);
         self.run::<i64>(&inv).await?;
         Ok(self.get(name).await?.as_deref().is_some_and(value::is_live))
@@ -352,7 +383,7 @@ impl RedisStore {
     /// pending state and retrying.
     async fn write_settling<'s, T, F>(&'s self, key: &SessionKey, attempt: F) -> Result<T>
     where
-        F: Fn() -> redis::ScriptInvocation<'s>,
+        F: Fn() -> Call<'s>,
         T: FromRedisValue + Pending,
     {
         let name = self.record_key(key);
@@ -374,7 +405,7 @@ impl RedisStore {
         r: &Record,
         expected: u64,
     ) -> Result<()> {
-        let mut inv = self.scripts.rotate.prepare_invoke();
+        let mut inv = self.scripts.rotate.call(r.data.len());
         inv.key(self.record_key(old_key))
             .key(self.record_key(&r.key))
             .arg(value::encode(r, None)?)
@@ -395,7 +426,7 @@ impl RedisStore {
         if let Some(user) = &r.user {
             self.index_add(user, r.expires_at, &r.key.to_hex()).await?;
         }
-        let mut prepare = self.scripts.prepare.prepare_invoke();
+        let mut prepare = self.scripts.prepare.call(r.data.len());
         prepare
             .key(&new_name)
             .arg(value::encode(r, Some(&old_name))?)
@@ -406,7 +437,7 @@ impl RedisStore {
         let tombstone = value::tombstone(&new_name);
         let mut outcome = None;
         for _ in 0..3 {
-            let mut commit = self.scripts.commit.prepare_invoke();
+            let mut commit = self.scripts.commit.call(0);
             commit
                 .key(&old_name)
                 .arg(&expected.to_be_bytes()[..])
@@ -425,16 +456,16 @@ impl RedisStore {
         let (status, old_user) =
             outcome.ok_or_else(|| unexpected("rotate (commit)", "still pending"))?;
         if status != "OK" {
-            let mut abort = self.scripts.abort.prepare_invoke();
+            let mut abort = self.scripts.abort.call(0);
             abort.key(&new_name).arg(&old_name);
             self.run::<i64>(&abort).await?;
             return status_to_result(&status, "rotate (commit)");
         }
         // Committed: make the new key live, then tidy up.
-        let mut activate = self.scripts.activate.prepare_invoke();
+        let mut activate = self.scripts.activate.call(0);
         activate.key(&new_name).arg(&old_name);
         let live: i64 = self.run(&activate).await?;
-        let mut clear = self.scripts.clear_tombstone.prepare_invoke();
+        let mut clear = self.scripts.clear_tombstone.call(0);
         clear.key(&old_name).arg(&tombstone[..]);
         self.run::<i64>(&clear).await?;
         if let Some(user) = old_user {
@@ -449,7 +480,7 @@ impl RedisStore {
     }
 
     async fn list_cluster(&self, user: &str) -> Result<Vec<Record>> {
-        let mut inv = self.scripts.index_read.prepare_invoke();
+        let mut inv = self.scripts.index_read.call(0);
         inv.key(self.index_key(user));
         let members: Vec<String> = self.run(&inv).await?;
         let keys: Vec<SessionKey> = members
@@ -472,7 +503,7 @@ impl RedisStore {
     }
 
     async fn list_standalone(&self, user: &str) -> Result<Vec<Record>> {
-        let mut inv = self.scripts.list_user.prepare_invoke();
+        let mut inv = self.scripts.list_user.call(0);
         inv.key(self.index_key(user))
             .arg(self.record_prefix())
             .arg(user);
@@ -511,7 +542,7 @@ impl RedisStore {
         let mut seen: HashSet<String> = HashSet::new();
         let mut revoked: HashSet<Vec<u8>> = HashSet::new();
         for _ in 0..MAX_PASSES {
-            let mut inv = self.scripts.index_read.prepare_invoke();
+            let mut inv = self.scripts.index_read.call(0);
             inv.key(self.index_key(user)).arg("WITHSCORES");
             let scored: Vec<(String, f64)> = self.run(&inv).await?;
             let fresh: Vec<(String, f64)> = scored
@@ -528,7 +559,7 @@ impl RedisStore {
                     };
                     // Scores are whole milliseconds, well within f64.
                     let until = pxat(Timestamp::from_millis(*deadline as i64));
-                    let mut inv = self.scripts.delete_if_user.prepare_invoke();
+                    let mut inv = self.scripts.delete_if_user.call(0);
                     inv.key(self.record_key(&key)).arg(user).arg(until);
                     let id: Option<Vec<u8>> = self.run(&inv).await?;
                     if id.is_some() {
@@ -601,32 +632,28 @@ impl SessionStore for RedisStore {
         }
         if !index_here {
             // The common case is a free key: one plain command.
-            let set: Option<String> = self
-                .query(
-                    redis::cmd("SET")
-                        .arg(&name)
-                        .arg(&value)
-                        .arg("NX")
-                        .arg("PXAT")
-                        .arg(pxat(record.expires_at)),
-                )
-                .await?;
+            // Sized up front: growing the command while adding the value
+            // reallocates it about five times.
+            let mut set = redis::Cmd::with_capacity(6, name.len() + value.len() + 32);
+            set.arg("SET")
+                .arg(&name)
+                .arg(&value)
+                .arg("NX")
+                .arg("PXAT")
+                .arg(pxat(record.expires_at));
+            let set: Option<String> = self.query(&set).await?;
             if set.is_some() {
                 return Ok(());
             }
         }
         // Something is there (a live record, a tombstone, a value of another
         // kind), or the index must be kept in step: decide on the server.
-        let mut inv = self.scripts.create.prepare_invoke();
+        let mut inv = self.scripts.create.call(value.len());
         inv.key(&name)
             .arg(value)
             .arg(pxat(record.expires_at))
             .arg(member)
-            .arg(if index_here {
-                self.index_prefix()
-            } else {
-                String::new()
-            })
+            .arg(if index_here { self.index_prefix() } else { "" })
             .arg(record.user.as_deref().unwrap_or(""));
         let status: String = self.run(&inv).await?;
         status_to_result(&status, "create")
@@ -634,7 +661,9 @@ impl SessionStore for RedisStore {
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
         if self.is_cluster() {
-            return self.load_resolved(key).await;
+            // Boxed: inline, the cluster path's state would more than double
+            // the size of every load's future.
+            return Box::pin(self.load_resolved(key)).await;
         }
         let Some(v) = self.get(&self.record_key(key)).await? else {
             return Ok(None);
@@ -657,13 +686,13 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.update;
         let status: String = self
             .write_settling(&record.key, || {
-                let mut inv = script.prepare_invoke();
+                let mut inv = script.call(value.len());
                 inv.key(&name)
                     .arg(&value[..])
                     .arg(pxat(record.expires_at))
                     .arg(&expected_version.to_be_bytes()[..])
                     .arg(member)
-                    .arg(&index_prefix)
+                    .arg(index_prefix)
                     .arg(user_flag(record))
                     .arg(record.user.as_deref().unwrap_or(""));
                 inv
@@ -677,7 +706,7 @@ impl SessionStore for RedisStore {
         let member = Self::member_of(&name);
         let stored = expires_at.as_millis().to_be_bytes();
         if !self.is_cluster() {
-            let mut inv = self.scripts.touch.prepare_invoke();
+            let mut inv = self.scripts.touch.call(0);
             inv.key(&name)
                 .arg(&stored[..])
                 .arg(pxat(expires_at))
@@ -700,7 +729,7 @@ impl SessionStore for RedisStore {
                 }
                 None => "-".to_owned(),
             };
-            let mut inv = self.scripts.touch.prepare_invoke();
+            let mut inv = self.scripts.touch.call(0);
             inv.key(&name)
                 .arg(&stored[..])
                 .arg(pxat(expires_at))
@@ -767,7 +796,7 @@ impl SessionStore for RedisStore {
         let script = &self.scripts.delete;
         let (status, user): (Value, Option<String>) = self
             .write_settling(key, || {
-                let mut inv = script.prepare_invoke();
+                let mut inv = script.call(0);
                 inv.key(&name);
                 inv
             })
@@ -791,7 +820,7 @@ impl SessionStore for RedisStore {
         if self.is_cluster() {
             return self.delete_user_cluster(user, keep).await;
         }
-        let mut inv = self.scripts.delete_user.prepare_invoke();
+        let mut inv = self.scripts.delete_user.call(0);
         inv.key(self.index_key(user))
             .arg(self.record_prefix())
             .arg(user)
