@@ -170,7 +170,7 @@ async fn dump(nodes: &[String], prefix: &str) -> Vec<Vec<u8>> {
         let mut c = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<Vec<u8>> = {
             let mut iter: redis::AsyncIter<'_, Vec<u8>> =
-                c.scan_match(format!("{prefix}*")).await.unwrap();
+                c.scan_options(common::scan_prefix(prefix)).await.unwrap();
             let mut keys = Vec::new();
             while let Some(k) = iter.next_item().await {
                 keys.push(k.unwrap());

@@ -20,6 +20,15 @@ pub fn random_prefix() -> String {
     )
 }
 
+/// A scan for the keys under `prefix`, a thousand keys a step: with the
+/// default of ten, a server holding a million other keys makes every test's
+/// clean-up take seconds.
+pub fn scan_prefix(prefix: &str) -> redis::ScanOptions {
+    redis::ScanOptions::default()
+        .with_pattern(format!("{prefix}*"))
+        .with_count(1000)
+}
+
 /// Deletes every key under `prefix` on each of `nodes` (every master of a
 /// cluster, or the one standalone server).
 pub async fn delete_prefix(nodes: &[String], prefix: &str) {
@@ -31,7 +40,7 @@ pub async fn delete_prefix(nodes: &[String], prefix: &str) {
             .expect("connect for clean-up");
         let keys: Vec<String> = {
             let mut iter: redis::AsyncIter<'_, String> =
-                conn.scan_match(format!("{prefix}*")).await.expect("scan");
+                conn.scan_options(scan_prefix(prefix)).await.expect("scan");
             let mut keys = Vec::new();
             while let Some(k) = iter.next_item().await {
                 keys.push(k.expect("key"));
