@@ -101,23 +101,27 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Arc<str>> {
     let write = |buf: &mut Vec<u8>| -> Result<Arc<str>> {
         serde_json::to_writer(&mut *buf, value)
             .map_err(|e| Error::InvalidInput(format!("session value cannot be serialized: {e}")))?;
-        // serde_json writes UTF-8 only; the check is cheap and keeps this safe.
+        // serde_json writes UTF-8 only; checking it again costs a pass over
+        // the text and keeps this free of `unsafe`.
         let text = std::str::from_utf8(buf)
             .map_err(|e| Error::InvalidInput(format!("session value is not UTF-8: {e}")))?;
         Ok(Arc::from(text))
     };
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            let out = write(&mut buf);
-            if buf.capacity() > KEEP {
-                *buf = Vec::new();
+    SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                let out = write(&mut buf);
+                if buf.capacity() > KEEP {
+                    *buf = Vec::new();
+                }
+                out
             }
-            out
-        }
-        // A value whose `Serialize` sets a session value itself.
-        Err(_) => write(&mut Vec::new()),
-    })
+            // A value whose `Serialize` sets a session value itself.
+            Err(_) => write(&mut Vec::new()),
+        })
+        // The thread is shutting down and its buffer is gone.
+        .unwrap_or_else(|_| write(&mut Vec::new()))
 }
 
 /// `view` with `ops` applied.

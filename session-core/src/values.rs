@@ -4,8 +4,9 @@
 //! each sits in it, instead of giving every key and value an allocation of
 //! its own: for a typical session of ten values that is two allocations
 //! instead of about twenty, on every request. A value the request sets is
-//! held on its own, shared (not copied) with the change that set it; the
-//! rest stay in the buffer, and a save writes them back verbatim.
+//! held on its own (for `insert`, shared with the pending change rather than
+//! copied); the rest stay in the buffer, and a save writes them back
+//! verbatim.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,8 +15,9 @@ use std::sync::Arc;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// A key or a value: a span of the buffer, or text of its own (shared with
-/// the pending change that set it, so a copy of the values copies no text).
+/// A key or a value: a span of the buffer, or text of its own (reference
+/// counted, so copying the values copies no text, and a pending change can
+/// share it).
 #[derive(Clone)]
 enum Text {
     At(usize, usize),

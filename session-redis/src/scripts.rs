@@ -1,5 +1,6 @@
-//! The Lua scripts. Each runs atomically on one server; `redis::Script` sends
-//! them with `EVALSHA` and loads them again when a server answers `NOSCRIPT`.
+//! The Lua scripts. Each runs atomically on one server. A [`Call`] is one
+//! `EVALSHA` of a script; the store sends it and loads the script again when
+//! a server answers `NOSCRIPT`.
 //!
 //! A record is one string (layout in `value.rs`); scripts read its kind,
 //! version, id, link and user at fixed offsets through `parse`, and get
@@ -99,7 +100,9 @@ impl Lua {
     /// then copies them all again into the command: about ten allocations
     /// and a second copy of the record on every write.)
     pub(crate) fn call(&self, data: usize) -> Call<'_> {
-        let mut cmd = Cmd::with_capacity(3 + 9, 256 + data);
+        // Up to 14 arguments (rotate's) and their text: key names, hex keys,
+        // a prefix, a user, a record header.
+        let mut cmd = Cmd::with_capacity(3 + 14, 512 + data);
         cmd.arg("EVALSHA")
             .arg(self.script.get_hash())
             .arg(self.keys);
@@ -121,11 +124,15 @@ pub(crate) struct Call<'s> {
 }
 
 impl Call<'_> {
-    /// Adds the next key (`KEYS[i]`).
+    /// Adds the next key (`KEYS[i]`); keys come before arguments.
     pub(crate) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
-        debug_assert_eq!(self.args, 0, "keys come before arguments");
         self.cmd.arg(key);
-        self.keys += 1;
+        if self.args == 0 {
+            self.keys += 1;
+        } else {
+            // Counted as a misplaced key: `cmd` refuses the call.
+            self.keys = usize::MAX;
+        }
         self
     }
 
@@ -136,13 +143,17 @@ impl Call<'_> {
         self
     }
 
-    /// The command to send, once every key is given.
-    pub(crate) fn cmd(&self) -> &Cmd {
-        debug_assert_eq!(
-            self.keys, self.lua.keys,
-            "a script got the wrong number of keys"
-        );
-        &self.cmd
+    /// The command to send. An error, not a command, if the keys given are
+    /// not the script's: the server would read arguments as keys.
+    pub(crate) fn cmd(&self) -> Result<&Cmd, String> {
+        if self.keys == self.lua.keys {
+            Ok(&self.cmd)
+        } else {
+            Err(format!(
+                "a script taking {} key(s) was called with {} before its arguments",
+                self.lua.keys, self.keys
+            ))
+        }
     }
 
     /// The script, to load when a server answers `NOSCRIPT`.
@@ -413,6 +424,32 @@ mod tests {
         HELPERS.iter().map(|(_, code)| *code).collect()
     }
     use crate::value::{ID_AT, LINK_AT, MIN_LEN};
+
+    #[test]
+    fn a_call_with_other_keys_than_its_script_takes_is_refused() {
+        let scripts = super::Scripts::new();
+        let mut missing = scripts.update.call(0);
+        missing.arg("value");
+        assert!(missing.cmd().is_err());
+        let mut late = scripts.rotate.call(0);
+        late.key("old").arg("value").key("new");
+        assert!(late.cmd().is_err());
+        let mut extra = scripts.update.call(0);
+        extra.key("record").key("another");
+        assert!(extra.cmd().is_err());
+        let mut right = scripts.rotate.call(0);
+        right.key("old").key("new").arg("value");
+        let packed = right
+            .cmd()
+            .expect("two keys, then arguments")
+            .get_packed_command();
+        let text = String::from_utf8(packed).unwrap();
+        assert!(text.contains("EVALSHA"), "{text}");
+        assert!(
+            text.contains("\r\n$1\r\n2\r\n$3\r\nold\r\n$3\r\nnew\r\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_lua_parser_reads_the_offsets_value_rs_writes() {

@@ -282,11 +282,14 @@ impl RedisStore {
     /// Runs a script call, loading the script first if the server does not
     /// have it (after a restart, a `SCRIPT FLUSH`, or on a new cluster node).
     async fn run<T: FromRedisValue>(&self, call: &Call<'_>) -> Result<T> {
+        let cmd = call
+            .cmd()
+            .map_err(|e| Error::backend(crate::error::BACKEND, e))?;
         let mut conn = self.conn.clone();
-        match conn.send(call.cmd()).await {
+        match conn.send(cmd).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 conn.load(call.script()).await.map_err(redis_err)?;
-                conn.send(call.cmd()).await
+                conn.send(cmd).await
             }
             other => other,
         }
