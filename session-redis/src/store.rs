@@ -382,20 +382,19 @@ impl RedisStore {
         }
     }
 
-    /// Runs a write script that may answer `PENDING` (cluster), settling the
-    /// pending state and retrying.
-    async fn write_settling<'s, T, F>(&'s self, key: &SessionKey, attempt: F) -> Result<T>
+    /// Runs a write script on the record `name` that may answer `PENDING`
+    /// (cluster), settling the pending state and retrying.
+    async fn write_settling<'s, T, F>(&'s self, name: &str, attempt: F) -> Result<T>
     where
         F: Fn() -> Call<'s>,
         T: FromRedisValue + Pending,
     {
-        let name = self.record_key(key);
         for _ in 0..3 {
             let reply: T = self.run(&attempt()).await?;
             if !reply.is_pending() {
                 return Ok(reply);
             }
-            if !self.settle(&name).await? {
+            if !self.settle(name).await? {
                 return Ok(T::not_found());
             }
         }
@@ -408,18 +407,19 @@ impl RedisStore {
         r: &Record,
         expected: u64,
     ) -> Result<()> {
+        let (old_name, new_name) = (self.record_key(old_key), self.record_key(&r.key));
         let mut inv = self.scripts.rotate.call(r.data.len());
-        inv.key(self.record_key(old_key))
-            .key(self.record_key(&r.key))
+        inv.key(&old_name)
+            .key(&new_name)
             .arg(value::encode(r, None)?)
             .arg(pxat(r.expires_at))
             .arg(&expected.to_be_bytes()[..])
             .arg(&r.id.to_bytes()[..])
-            .arg(r.key.to_hex())
+            .arg(Self::member_of(&new_name))
             .arg(self.index_prefix())
             .arg(user_flag(r))
             .arg(r.user.as_deref().unwrap_or(""))
-            .arg(old_key.to_hex());
+            .arg(Self::member_of(&old_name));
         let status: String = self.run(&inv).await?;
         status_to_result(&status, "rotate")
     }
@@ -427,7 +427,8 @@ impl RedisStore {
     async fn rotate_cluster(&self, old_key: &SessionKey, r: &Record, expected: u64) -> Result<()> {
         let (old_name, new_name) = (self.record_key(old_key), self.record_key(&r.key));
         if let Some(user) = &r.user {
-            self.index_add(user, r.expires_at, &r.key.to_hex()).await?;
+            self.index_add(user, r.expires_at, Self::member_of(&new_name))
+                .await?;
         }
         let mut prepare = self.scripts.prepare.call(r.data.len());
         prepare
@@ -472,7 +473,7 @@ impl RedisStore {
         clear.key(&old_name).arg(&tombstone[..]);
         self.run::<i64>(&clear).await?;
         if let Some(user) = old_user {
-            self.index_remove(&user, &old_key.to_hex()).await?;
+            self.index_remove(&user, Self::member_of(&old_name)).await?;
         }
         if live == 1 {
             Ok(())
@@ -688,7 +689,7 @@ impl SessionStore for RedisStore {
         let index_prefix = self.script_index_prefix();
         let script = &self.scripts.update;
         let status: String = self
-            .write_settling(&record.key, || {
+            .write_settling(&name, || {
                 let mut inv = script.call(value.len());
                 inv.key(&name)
                     .arg(&value[..])
@@ -798,7 +799,7 @@ impl SessionStore for RedisStore {
         }
         let script = &self.scripts.delete;
         let (status, user): (Value, Option<String>) = self
-            .write_settling(key, || {
+            .write_settling(&name, || {
                 let mut inv = script.call(0);
                 inv.key(&name);
                 inv
