@@ -163,14 +163,16 @@ fn decode_framed(bytes: &[u8]) -> Result<Payload> {
     // than the data could hold.
     let mut values = Builder::with_capacity(count.min(r.0.len() / 8), r.0.len());
     for _ in 0..count {
-        let key = r.text()?;
-        values.push(key, r.text()?);
+        let key = r.bytes()?;
+        values.push(key, r.bytes()?);
     }
     if !r.0.is_empty() {
         return Err(Error::decode("session data (bytes after the end)"));
     }
     Ok(Payload {
-        values: values.finish(),
+        values: values
+            .finish()
+            .map_err(|e| Error::decode_with("session data", e))?,
         meta,
         last_seen: Timestamp::from_millis(last_seen),
         remember,
@@ -200,9 +202,14 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array()?) as usize)
     }
 
-    fn text(&mut self) -> Result<&'a str> {
+    /// Bytes with their length in front.
+    fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.len()?;
-        std::str::from_utf8(self.take(n)?).map_err(|e| Error::decode_with("session data", e))
+        self.take(n)
+    }
+
+    fn text(&mut self) -> Result<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|e| Error::decode_with("session data", e))
     }
 }
 
@@ -407,6 +414,19 @@ mod tests {
         // Together the texts are UTF-8 ("k\u{e9}1"); each alone is not.
         let split = decode(&framed_pair(b"k\xC3", b"\xA91"), b(&id), None);
         assert!(matches!(split, Err(Error::Decode { .. })), "{split:?}");
+    }
+
+    #[test]
+    fn a_key_or_value_that_is_not_utf8_is_rejected() {
+        let id = SessionId::generate();
+        for (key, value) in [
+            (&b"k"[..], &b"\"\xFF\""[..]),
+            (b"\xC3", b"1"),
+            (b"k", b"\xE2\x82"),
+        ] {
+            let bad = decode(&framed_pair(key, value), b(&id), None);
+            assert!(matches!(bad, Err(Error::Decode { .. })), "{bad:?}");
+        }
     }
 
     #[test]
