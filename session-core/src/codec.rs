@@ -394,16 +394,79 @@ mod tests {
 
     /// One framed pair, written by hand.
     fn framed_pair(key: &[u8], value: &[u8]) -> Vec<u8> {
+        framed(&[(key.to_vec(), value.to_vec())])
+    }
+
+    /// Framed data holding `pairs` as given, written by hand.
+    fn framed(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
         let mut bytes = vec![FRAMED_FORMAT];
         bytes.extend(0i64.to_be_bytes());
         bytes.push(0);
         bytes.extend(0u32.to_be_bytes());
-        bytes.extend(1u32.to_be_bytes());
-        for text in [key, value] {
-            bytes.extend((text.len() as u32).to_be_bytes());
-            bytes.extend(text);
+        bytes.extend((pairs.len() as u32).to_be_bytes());
+        for (key, value) in pairs {
+            for text in [key, value] {
+                bytes.extend((text.len() as u32).to_be_bytes());
+                bytes.extend(text);
+            }
         }
         bytes
+    }
+
+    /// Keys and values cut from one run of text at arbitrary byte offsets,
+    /// so that many cuts fall inside a character; sometimes arbitrary bytes.
+    fn cut_pairs() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        let text = proptest::collection::vec(any::<char>(), 0..12)
+            .prop_map(|cs| cs.into_iter().collect::<String>().into_bytes());
+        let bytes = proptest::collection::vec(any::<u8>(), 0..24);
+        (
+            prop_oneof![4 => text, 1 => bytes],
+            proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
+        )
+            .prop_map(|(run, cuts)| {
+                let mut at: Vec<usize> = cuts.iter().map(|i| i.index(run.len() + 1)).collect();
+                at.sort_unstable();
+                let mut texts = Vec::new();
+                let mut from = 0;
+                for to in at.into_iter().chain([run.len()]) {
+                    texts.push(run[from..to].to_vec());
+                    from = to;
+                }
+                // An odd count would leave a key without a value: it gets
+                // an empty one (with an even count, the extra is dropped).
+                texts.push(Vec::new());
+                texts
+                    .chunks_exact(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn framed_data_loads_exactly_when_each_key_and_value_is_utf8(pairs in cut_pairs()) {
+            let id = SessionId::generate();
+            let each_utf8 = pairs
+                .iter()
+                .all(|(k, v)| std::str::from_utf8(k).is_ok() && std::str::from_utf8(v).is_ok());
+            match decode(&framed(&pairs), b(&id), None) {
+                Ok(p) => {
+                    prop_assert!(each_utf8, "loaded texts that are not UTF-8: {pairs:?}");
+                    // The last of equal keys wins, and every text reads back whole.
+                    for (i, (k, v)) in pairs.iter().enumerate() {
+                        let later = pairs[i + 1..].iter().any(|(k2, _)| k2 == k);
+                        let key = std::str::from_utf8(k).unwrap();
+                        if !later {
+                            prop_assert_eq!(p.values.get(key), Some(std::str::from_utf8(v).unwrap()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(!each_utf8, "refused UTF-8 texts: {pairs:?}: {e}");
+                    prop_assert!(matches!(e, Error::Decode { .. }), "{e:?}");
+                }
+            }
+        }
     }
 
     #[test]
