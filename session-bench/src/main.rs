@@ -23,15 +23,19 @@ use measure::Phase;
 const USAGE: &str = "\
 session-bench [--smoke] [--json] [--rounds N] [--sessions N] [--concurrency N]
               [--connections N] [--http-secs N] [--backends memory,sled,postgres,redis]
+              [--implementations ours,raw,tower-sessions,none]
               [--postgres-url URL] [--redis-url URL]
 
 Defaults: 3 rounds, 10000 sessions, 32 tasks, 64 HTTP connections for 5 s
-each, all four backends; URLs from SESSION_TEST_POSTGRES_URL /
+each (0 skips the HTTP workload), all four backends, every implementation
+(`none` is the HTTP app without sessions); URLs from SESSION_TEST_POSTGRES_URL /
 SESSION_TEST_REDIS_URL, else postgres://postgres@127.0.0.1:5432/test and
 redis://127.0.0.1:6379. Each figure is the median of the rounds; the
 implementations take turns, in alternating order.
 --smoke: 1 round, 300 sessions, 1 s of HTTP (a seconds-long check that
 everything runs).
+--implementations ours --http-secs 0 runs our store workload alone, to
+profile it (see BENCHMARKS.md).
 Build with --release (and --features compare for the tower-sessions columns).";
 
 struct Args {
@@ -41,6 +45,7 @@ struct Args {
     connections: usize,
     http: Duration,
     backends: Vec<String>,
+    implementations: Vec<String>,
     json: bool,
     postgres: String,
     redis: String,
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         backends: ["memory", "sled", "postgres", "redis"]
             .map(String::from)
             .to_vec(),
+        implementations: IMPLEMENTATIONS.map(String::from).to_vec(),
         json: false,
         postgres: env(
             "SESSION_TEST_POSTGRES_URL",
@@ -84,6 +90,19 @@ fn parse_args() -> Result<Args, String> {
             "--connections" => a.connections = number(value()?)?.max(1),
             "--http-secs" => a.http = Duration::from_secs(number(value()?)? as u64),
             "--backends" => a.backends = value()?.split(',').map(str::to_owned).collect(),
+            "--implementations" => {
+                a.implementations = value()?.split(',').map(str::to_owned).collect();
+                if let Some(bad) = a
+                    .implementations
+                    .iter()
+                    .find(|i| !IMPLEMENTATIONS.contains(&i.as_str()))
+                {
+                    return Err(format!(
+                        "unknown implementation {bad:?} (known: {})",
+                        IMPLEMENTATIONS.join(", ")
+                    ));
+                }
+            }
             "--postgres-url" => a.postgres = value()?,
             "--redis-url" => a.redis = value()?,
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -91,6 +110,16 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// Every implementation a run can measure: ours, the raw client (the store
+/// ceiling), tower-sessions, and the HTTP app without sessions.
+const IMPLEMENTATIONS: [&str; 4] = ["ours", "raw", "tower-sessions", "none"];
+
+impl Args {
+    fn wants(&self, implementation: &str) -> bool {
+        self.implementations.iter().any(|i| i == implementation)
+    }
 }
 
 #[derive(Serialize)]
@@ -216,23 +245,26 @@ fn median_phases(mut rounds: Vec<Vec<Phase>>) -> Vec<Phase> {
 /// take turns, in alternating order, so none always runs on a warmer or
 /// more tired server.
 async fn store_runs(a: &Args) -> Vec<Run> {
-    const IMPLEMENTATIONS: [&str; 3] = ["ours", "raw", "tower-sessions"];
+    let imps: Vec<&'static str> = ["ours", "raw", "tower-sessions"]
+        .into_iter()
+        .filter(|i| a.wants(i))
+        .collect();
     let mut runs = Vec::new();
     for backend in &a.backends {
         if !["memory", "sled", "postgres", "redis"].contains(&backend.as_str()) {
             eprintln!("unknown backend {backend:?}, skipped");
             continue;
         }
-        let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); IMPLEMENTATIONS.len()];
+        let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); imps.len()];
         for round in 0..a.rounds {
             eprintln!("store workload: {backend}, round {}", round + 1);
-            for i in turn_order(round, IMPLEMENTATIONS.len()) {
-                if let Some(phases) = store_run(a, backend, IMPLEMENTATIONS[i]).await {
+            for i in turn_order(round, imps.len()) {
+                if let Some(phases) = store_run(a, backend, imps[i]).await {
                     rounds[i].push(phases);
                 }
             }
         }
-        for (imp, seen) in IMPLEMENTATIONS.into_iter().zip(rounds) {
+        for (&imp, seen) in imps.iter().zip(rounds) {
             if !seen.is_empty() {
                 runs.push(Run {
                     backend: backend.clone(),
@@ -303,6 +335,10 @@ async fn http_runs(a: &Args) -> Vec<Run> {
     ];
     if a.backends.iter().any(|b| b == "redis") {
         jobs.extend([("redis", "ours"), ("redis", "tower-sessions")]);
+    }
+    jobs.retain(|(_, imp)| a.wants(imp));
+    if a.http.is_zero() {
+        jobs.clear();
     }
     let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); jobs.len()];
     for round in 0..a.rounds {
@@ -387,6 +423,12 @@ fn print_table(runs: &[Run], a: &Args) {
                 ratio(ours, tower)
             );
         }
+    }
+    if !runs
+        .iter()
+        .any(|r| r.phases.iter().any(|p| p.phase == "http"))
+    {
+        return;
     }
     println!(
         "\nHTTP workload: {} connections for {:?}, read one value + increment a counter",
