@@ -452,7 +452,11 @@ mod tests {
             match decode(&framed(&pairs), b(&id), None) {
                 Ok(p) => {
                     prop_assert!(each_utf8, "loaded texts that are not UTF-8: {pairs:?}");
-                    // The last of equal keys wins, and every text reads back whole.
+                    // One entry per distinct key, the last of equal keys
+                    // winning, and every text reads back whole.
+                    let distinct: std::collections::HashSet<&Vec<u8>> =
+                        pairs.iter().map(|(k, _)| k).collect();
+                    prop_assert_eq!(p.values.len(), distinct.len());
                     for (i, (k, v)) in pairs.iter().enumerate() {
                         let later = pairs[i + 1..].iter().any(|(k2, _)| k2 == k);
                         let key = std::str::from_utf8(k).unwrap();

@@ -196,9 +196,10 @@ impl Builder {
     /// UTF-8.
     ///
     /// The buffer is checked in one pass rather than text by text (a tenth
-    /// of a load's instructions went to checking twenty short texts). The
-    /// texts lie end to end in it, so when the whole is UTF-8 and each text
-    /// starts on a char boundary, each text is UTF-8 on its own.
+    /// or more of a load's instructions went to checking twenty short
+    /// texts). The texts lie end to end in it, so when the whole is UTF-8
+    /// and each text starts on a char boundary, each text is UTF-8 on its
+    /// own. (An error's offset counts from the start of the values.)
     pub(crate) fn finish(self) -> Result<Values, std::str::Utf8Error> {
         for (key, value) in &self.entries {
             for text in [key, value] {
