@@ -33,7 +33,7 @@ SESSION_TEST_REDIS_URL, else postgres://postgres@127.0.0.1:5432/test and
 redis://127.0.0.1:6379. Each figure is the median of the rounds; the
 implementations take turns, in alternating order.
 --smoke: 1 round, 300 sessions, 1 s of HTTP (a seconds-long check that
-everything runs).
+everything runs); flags after it override it.
 --implementations ours --http-secs 0 runs our store workload alone, to
 profile it (see BENCHMARKS.md).
 Build with --release (and --features compare for the tower-sessions columns).";
@@ -250,6 +250,9 @@ async fn store_runs(a: &Args) -> Vec<Run> {
         .filter(|i| a.wants(i))
         .collect();
     let mut runs = Vec::new();
+    if imps.is_empty() {
+        return runs;
+    }
     for backend in &a.backends {
         if !["memory", "sled", "postgres", "redis"].contains(&backend.as_str()) {
             eprintln!("unknown backend {backend:?}, skipped");
@@ -337,8 +340,8 @@ async fn http_runs(a: &Args) -> Vec<Run> {
         jobs.extend([("redis", "ours"), ("redis", "tower-sessions")]);
     }
     jobs.retain(|(_, imp)| a.wants(imp));
-    if a.http.is_zero() {
-        jobs.clear();
+    if a.http.is_zero() || jobs.is_empty() {
+        return Vec::new();
     }
     let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); jobs.len()];
     for round in 0..a.rounds {
@@ -385,7 +388,25 @@ fn rate(p: Option<&Phase>) -> String {
     p.map_or("-".to_owned(), |p| format!("{:.0}", p.ops_per_sec))
 }
 
+/// A latency column: `-` when the implementation did not run.
+fn micros(p: Option<&Phase>, pick: fn(&Phase) -> u64) -> String {
+    p.map_or_else(|| "-".to_owned(), |p| pick(p).to_string())
+}
+
 fn print_table(runs: &[Run], a: &Args) {
+    let has = |phase: &str| {
+        runs.iter()
+            .any(|r| r.phases.iter().any(|p| p.phase == phase))
+    };
+    if has("create") {
+        print_store_table(runs, a);
+    }
+    if has("http") {
+        print_http_table(runs, a);
+    }
+}
+
+fn print_store_table(runs: &[Run], a: &Args) {
     println!(
         "\nstore workload: {} sessions, ~{} B payload, {} tasks, median of {} round(s)",
         a.sessions,
@@ -410,13 +431,16 @@ fn print_table(runs: &[Run], a: &Args) {
             let ours = find(runs, backend, "ours", phase);
             let raw = find(runs, backend, "raw", phase);
             let tower = find(runs, backend, "tower-sessions", phase);
+            if ours.or(raw).or(tower).is_none() {
+                continue;
+            }
             println!(
                 "{:<9} {:<7} {:>10} {:>8} {:>8} {:>10} {:>9} {:>10} {:>10}",
                 backend,
                 phase,
                 rate(ours),
-                ours.map_or(0, |p| p.p50_us),
-                ours.map_or(0, |p| p.p99_us),
+                micros(ours, |p| p.p50_us),
+                micros(ours, |p| p.p99_us),
                 rate(raw),
                 ratio(ours, raw),
                 rate(tower),
@@ -424,12 +448,9 @@ fn print_table(runs: &[Run], a: &Args) {
             );
         }
     }
-    if !runs
-        .iter()
-        .any(|r| r.phases.iter().any(|p| p.phase == "http"))
-    {
-        return;
-    }
+}
+
+fn print_http_table(runs: &[Run], a: &Args) {
     println!(
         "\nHTTP workload: {} connections for {:?}, read one value + increment a counter",
         a.connections, a.http
@@ -441,16 +462,18 @@ fn print_table(runs: &[Run], a: &Args) {
     let none = find(runs, "memory", "none", "http");
     for store in ["memory", "redis"] {
         let ours = find(runs, store, "ours", "http");
-        if ours.is_none() {
+        let tower = find(runs, store, "tower-sessions", "http");
+        // The sessionless app runs once, on the memory row.
+        let own_none = none.filter(|_| store == "memory");
+        if ours.or(tower).or(own_none).is_none() {
             continue;
         }
-        let tower = find(runs, store, "tower-sessions", "http");
         println!(
             "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
             store,
             rate(ours),
-            ours.map_or(0, |p| p.p50_us),
-            ours.map_or(0, |p| p.p99_us),
+            micros(ours, |p| p.p50_us),
+            micros(ours, |p| p.p99_us),
             rate(none),
             ratio(ours, none),
             rate(tower),
