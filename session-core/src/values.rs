@@ -104,9 +104,8 @@ impl Values {
             .all(|w| w[0].0.bytes(&buffer) < w[1].0.bytes(&buffer));
         if !in_order {
             entries.reverse();
-            entries.sort_by(|a, b| a.0.resolve(&buffer).cmp(b.0.resolve(&buffer)));
-            entries
-                .dedup_by(|later, earlier| later.0.resolve(&buffer) == earlier.0.resolve(&buffer));
+            entries.sort_by(|a, b| a.0.bytes(&buffer).cmp(b.0.bytes(&buffer)));
+            entries.dedup_by(|later, earlier| later.0.bytes(&buffer) == earlier.0.bytes(&buffer));
         }
         Self { buffer, entries }
     }

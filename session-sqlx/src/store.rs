@@ -27,8 +27,8 @@ const DEFAULT_PURGE_BATCH: i64 = 1_000;
 /// `create` is a plain `INSERT` (an expired row under the same key is
 /// removed and the insert retried); `update` and `rotate` are
 /// compare-and-set `UPDATE`s, and only one that matches nothing reads the
-/// row again to tell a conflict from a missing session; `delete_user` is one `DELETE`. "Now" is the database
-/// server's `now()`.
+/// row again to tell a conflict from a missing session; `delete_user` is
+/// one `DELETE`. "Now" is the database server's `now()`.
 ///
 /// Writes only ever lower `purge_at`, so the usual update (new data, a later
 /// deadline) changes no indexed column and PostgreSQL can make it a HOT
