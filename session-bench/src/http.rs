@@ -1,5 +1,7 @@
 //! The HTTP workload: an axum app whose handler reads one value and
 //! increments a counter, driven by an in-process client over loopback.
+//! Each connection logs out when its time is up (untimed), so a run leaves
+//! no sessions behind in a shared Redis.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ pub fn bare() -> Router {
     Router::new()
         .route("/init", post(|| async { "ok" }))
         .route("/hit", get(|| async { "1" }))
+        .route("/logout", post(|| async { "ok" }))
 }
 
 /// Our layer: read `name`, increment `counter` (a versioned write).
@@ -45,6 +48,13 @@ pub fn ours(manager: SessionManager) -> Router {
                     .await
                     .expect("increment");
                 n.to_string()
+            }),
+        )
+        .route(
+            "/logout",
+            post(|s: CurrentSession| async move {
+                s.logout();
+                "ok"
             }),
         )
         .layer(SessionLayer::new(manager, TransportConfig::development()))
@@ -74,6 +84,13 @@ where
                 let n: u64 = s.get("counter").await.expect("get").unwrap_or(0) + 1;
                 s.insert("counter", n).await.expect("insert");
                 n.to_string()
+            }),
+        )
+        .route(
+            "/logout",
+            post(|s: Session| async move {
+                s.flush().await.expect("flush");
+                "ok"
             }),
         )
         .layer(SessionManagerLayer::new(store).with_secure(false))
@@ -132,6 +149,16 @@ pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase
                     let _ = res.into_body().collect().await.expect("body");
                     lat.push(t.elapsed());
                 }
+                let mut logout = Request::post(format!("http://{addr}/logout"));
+                if let Some(c) = &cookie {
+                    logout = logout.header(header::COOKIE, c);
+                }
+                let res = client
+                    .request(logout.body(Full::new(Bytes::new())).expect("request"))
+                    .await
+                    .expect("POST /logout");
+                assert_eq!(res.status(), StatusCode::OK);
+                let _ = res.into_body().collect().await;
                 lat
             })
         })

@@ -7,18 +7,20 @@ mod measure;
 mod ours;
 mod payload;
 mod raw;
+mod report;
+mod targets;
 #[cfg(feature = "compare")]
 mod tower;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore, SessionToken};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::AssertSqlSafe;
 
 use measure::Phase;
+use report::Run;
 
 const USAGE: &str = "\
 session-bench [--smoke] [--json] [--rounds N] [--sessions N] [--concurrency N]
@@ -30,10 +32,12 @@ Defaults: 3 rounds, 10000 sessions, 32 tasks, 64 HTTP connections for 5 s
 each (0 skips the HTTP workload), all four backends, every implementation
 (`none` is the HTTP app without sessions); URLs from SESSION_TEST_POSTGRES_URL /
 SESSION_TEST_REDIS_URL, else postgres://postgres@127.0.0.1:5432/test and
-redis://127.0.0.1:6379. Each figure is the median of the rounds; the
-implementations take turns, in alternating order.
+redis://127.0.0.1:6379. Each rate is the median of the rounds; the
+implementations take turns, in alternating order, and each ratio is the
+median of the rounds' ratios. The run ends with the published targets
+(BENCHMARKS.md) checked against its ratios.
 --smoke: 1 round, 300 sessions, 1 s of HTTP (a seconds-long check that
-everything runs); flags after it override it.
+everything runs; no targets checked); flags after it override it.
 --implementations ours --http-secs 0 runs our store workload alone, to
 profile it (see BENCHMARKS.md).
 Build with --release (and --features compare for the tower-sessions columns).";
@@ -47,6 +51,8 @@ struct Args {
     backends: Vec<String>,
     implementations: Vec<String>,
     json: bool,
+    /// A seconds-long check that everything runs: too short to measure.
+    smoke: bool,
     postgres: String,
     redis: String,
 }
@@ -64,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             .to_vec(),
         implementations: IMPLEMENTATIONS.map(String::from).to_vec(),
         json: false,
+        smoke: false,
         postgres: env(
             "SESSION_TEST_POSTGRES_URL",
             "postgres://postgres@127.0.0.1:5432/test",
@@ -79,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--smoke" => {
+                a.smoke = true;
                 a.rounds = 1;
                 a.sessions = 300;
                 a.http = Duration::from_secs(1);
@@ -120,13 +128,6 @@ impl Args {
     fn wants(&self, implementation: &str) -> bool {
         self.implementations.iter().any(|i| i == implementation)
     }
-}
-
-#[derive(Serialize)]
-struct Run {
-    backend: String,
-    implementation: &'static str,
-    phases: Vec<Phase>,
 }
 
 fn tag() -> String {
@@ -223,7 +224,7 @@ fn turn_order(round: usize, n: usize) -> Vec<usize> {
 
 /// Every phase of `rounds`, each the round with the median rate: one slow
 /// or lucky round (a checkpoint, a neighbour's burst) does not decide.
-fn median_phases(mut rounds: Vec<Vec<Phase>>) -> Vec<Phase> {
+fn median_phases(rounds: &[Vec<Phase>]) -> Vec<Phase> {
     let Some(first) = rounds.first() else {
         return Vec::new();
     };
@@ -232,7 +233,7 @@ fn median_phases(mut rounds: Vec<Vec<Phase>>) -> Vec<Phase> {
         .into_iter()
         .map(|name| {
             let mut seen: Vec<Phase> = rounds
-                .iter_mut()
+                .iter()
                 .filter_map(|r| r.iter().find(|p| p.phase == name).cloned())
                 .collect();
             seen.sort_by(|x, y| x.ops_per_sec.total_cmp(&y.ops_per_sec));
@@ -272,7 +273,8 @@ async fn store_runs(a: &Args) -> Vec<Run> {
                 runs.push(Run {
                     backend: backend.clone(),
                     implementation: imp,
-                    phases: median_phases(seen),
+                    phases: median_phases(&seen),
+                    rounds: seen,
                 });
             }
         }
@@ -359,127 +361,10 @@ async fn http_runs(a: &Args) -> Vec<Run> {
         .map(|((store, imp), seen)| Run {
             backend: store.to_owned(),
             implementation: imp,
-            phases: median_phases(seen),
+            phases: median_phases(&seen),
+            rounds: seen,
         })
         .collect()
-}
-
-fn find<'a>(
-    runs: &'a [Run],
-    backend: &str,
-    implementation: &str,
-    phase: &str,
-) -> Option<&'a Phase> {
-    runs.iter()
-        .filter(|r| r.backend == backend && r.implementation == implementation)
-        .find_map(|r| r.phases.iter().find(|p| p.phase == phase))
-}
-
-fn ratio(a: Option<&Phase>, b: Option<&Phase>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b.ops_per_sec > 0.0 => {
-            format!("{:.2}x", a.ops_per_sec / b.ops_per_sec)
-        }
-        _ => "-".to_owned(),
-    }
-}
-
-fn rate(p: Option<&Phase>) -> String {
-    p.map_or("-".to_owned(), |p| format!("{:.0}", p.ops_per_sec))
-}
-
-/// A latency column: `-` when the implementation did not run.
-fn micros(p: Option<&Phase>, pick: fn(&Phase) -> u64) -> String {
-    p.map_or_else(|| "-".to_owned(), |p| pick(p).to_string())
-}
-
-fn print_table(runs: &[Run], a: &Args) {
-    let has = |phase: &str| {
-        runs.iter()
-            .any(|r| r.phases.iter().any(|p| p.phase == phase))
-    };
-    if has("create") {
-        print_store_table(runs, a);
-    }
-    if has("http") {
-        print_http_table(runs, a);
-    }
-}
-
-fn print_store_table(runs: &[Run], a: &Args) {
-    println!(
-        "\nstore workload: {} sessions, ~{} B payload, {} tasks, median of {} round(s)",
-        a.sessions,
-        payload::bytes(0).len(),
-        a.concurrency,
-        a.rounds
-    );
-    println!(
-        "{:<9} {:<7} {:>10} {:>8} {:>8} {:>10} {:>9} {:>10} {:>10}",
-        "backend",
-        "phase",
-        "ours op/s",
-        "p50 us",
-        "p99 us",
-        "raw op/s",
-        "ours/raw",
-        "tower op/s",
-        "ours/tower"
-    );
-    for backend in &a.backends {
-        for phase in ["create", "load", "update", "delete"] {
-            let ours = find(runs, backend, "ours", phase);
-            let raw = find(runs, backend, "raw", phase);
-            let tower = find(runs, backend, "tower-sessions", phase);
-            if ours.or(raw).or(tower).is_none() {
-                continue;
-            }
-            println!(
-                "{:<9} {:<7} {:>10} {:>8} {:>8} {:>10} {:>9} {:>10} {:>10}",
-                backend,
-                phase,
-                rate(ours),
-                micros(ours, |p| p.p50_us),
-                micros(ours, |p| p.p99_us),
-                rate(raw),
-                ratio(ours, raw),
-                rate(tower),
-                ratio(ours, tower)
-            );
-        }
-    }
-}
-
-fn print_http_table(runs: &[Run], a: &Args) {
-    println!(
-        "\nHTTP workload: {} connections for {:?}, read one value + increment a counter",
-        a.connections, a.http
-    );
-    println!(
-        "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
-        "store", "ours req/s", "p50 us", "p99 us", "no-session", "ours/none", "tower", "ours/tower"
-    );
-    let none = find(runs, "memory", "none", "http");
-    for store in ["memory", "redis"] {
-        let ours = find(runs, store, "ours", "http");
-        let tower = find(runs, store, "tower-sessions", "http");
-        // The sessionless app runs once, on the memory row.
-        let own_none = none.filter(|_| store == "memory");
-        if ours.or(tower).or(own_none).is_none() {
-            continue;
-        }
-        println!(
-            "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
-            store,
-            rate(ours),
-            micros(ours, |p| p.p50_us),
-            micros(ours, |p| p.p99_us),
-            rate(none),
-            ratio(ours, none),
-            rate(tower),
-            ratio(ours, tower)
-        );
-    }
 }
 
 #[tokio::main]
@@ -496,6 +381,9 @@ async fn main() {
     }
     let mut runs = store_runs(&args).await;
     runs.extend(http_runs(&args).await);
+    // A smoke pass's ratios say nothing: its targets are left unchecked.
+    let checked: &[targets::Target] = if args.smoke { &[] } else { &targets::TARGETS };
+    let outcomes = targets::check(&runs, checked);
     if args.json {
         let doc = serde_json::json!({
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -506,9 +394,11 @@ async fn main() {
             "http_secs": args.http.as_secs_f64(),
             "compare": cfg!(feature = "compare"),
             "runs": runs,
+            "targets": outcomes,
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
     } else {
-        print_table(&runs, &args);
+        report::print_table(&runs, &args);
+        targets::print(&outcomes);
     }
 }
