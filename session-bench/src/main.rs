@@ -37,7 +37,8 @@ implementations take turns, in alternating order, and each ratio is the
 median of the rounds' ratios. The run ends with the published targets
 (BENCHMARKS.md) checked against its ratios.
 --smoke: 1 round, 300 sessions, 1 s of HTTP (a seconds-long check that
-everything runs; no targets checked); flags after it override it.
+everything runs; it checks no targets, whatever flags follow it); flags
+after it override its sizes.
 --implementations ours --http-secs 0 runs our store workload alone, to
 profile it (see BENCHMARKS.md).
 Build with --release (and --features compare for the tower-sessions columns).";
@@ -223,7 +224,9 @@ fn turn_order(round: usize, n: usize) -> Vec<usize> {
 }
 
 /// Every phase of `rounds`, each the round with the median rate: one slow
-/// or lucky round (a checkpoint, a neighbour's burst) does not decide.
+/// or lucky round (a checkpoint, a neighbour's burst) does not decide. Of
+/// an even number of rounds it takes the upper middle one, so that the
+/// rate and its latencies come from one round (ratios average the two).
 fn median_phases(rounds: &[Vec<Phase>]) -> Vec<Phase> {
     let Some(first) = rounds.first() else {
         return Vec::new();
@@ -246,7 +249,8 @@ fn median_phases(rounds: &[Vec<Phase>]) -> Vec<Phase> {
 /// take turns, in alternating order, so none always runs on a warmer or
 /// more tired server.
 async fn store_runs(a: &Args) -> Vec<Run> {
-    let imps: Vec<&'static str> = ["ours", "raw", "tower-sessions"]
+    // Ours in the middle: in every round it runs right next to each baseline.
+    let imps: Vec<&'static str> = ["raw", "ours", "tower-sessions"]
         .into_iter()
         .filter(|i| a.wants(i))
         .collect();

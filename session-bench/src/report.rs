@@ -177,7 +177,7 @@ fn print_http_table(runs: &[Run], a: &Args) {
             rate(ours),
             micros(ours, |p| p.p50_us),
             micros(ours, |p| p.p99_us),
-            rate(none),
+            rate(own_none),
             ratio(paired(runs, "memory", "none", "http").filter(|_| store == "memory")),
             rate(tower),
             ratio(paired(runs, store, "tower-sessions", "http"))

@@ -149,15 +149,15 @@ mod tests {
 
     #[test]
     fn ratios_pair_rounds_and_take_the_median_of_them() {
-        // Round by round: 0.5, 0.8, 0.6. The medians of the rates (100 and
-        // 150) would say 0.67; pairing keeps the 2nd round's slow raw run
-        // from lifting the ratio.
+        // Round by round: 0.5, 50/60 and 0.8, so the median is 0.8. The
+        // ratio of the median rates (100 / 150), pairing sorted rates, or
+        // pairing the rounds in another order would all give 2/3.
         let runs = [
-            run("sled", "ours", &[100.0, 80.0, 120.0]),
-            run("sled", "raw", &[200.0, 100.0, 200.0]),
+            run("sled", "ours", &[100.0, 50.0, 120.0]),
+            run("sled", "raw", &[200.0, 60.0, 150.0]),
         ];
         let r = paired(&runs, "sled", "raw", "load").expect("both ran");
-        assert_eq!((r.median, r.min, r.max), (0.6, 0.5, 0.8));
+        assert_eq!((r.median, r.min, r.max), (0.8, 0.5, 50.0 / 60.0));
     }
 
     #[test]
