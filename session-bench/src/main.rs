@@ -223,28 +223,6 @@ fn turn_order(round: usize, n: usize) -> Vec<usize> {
     order
 }
 
-/// Every phase of `rounds`, each the round with the median rate: one slow
-/// or lucky round (a checkpoint, a neighbour's burst) does not decide. Of
-/// an even number of rounds it takes the upper middle one, so that the
-/// rate and its latencies come from one round (ratios average the two).
-fn median_phases(rounds: &[Vec<Phase>]) -> Vec<Phase> {
-    let Some(first) = rounds.first() else {
-        return Vec::new();
-    };
-    let names: Vec<&'static str> = first.iter().map(|p| p.phase).collect();
-    names
-        .into_iter()
-        .map(|name| {
-            let mut seen: Vec<Phase> = rounds
-                .iter()
-                .filter_map(|r| r.iter().find(|p| p.phase == name).cloned())
-                .collect();
-            seen.sort_by(|x, y| x.ops_per_sec.total_cmp(&y.ops_per_sec));
-            seen.swap_remove(seen.len() / 2)
-        })
-        .collect()
-}
-
 /// The store workloads, `a.rounds` times per backend; the implementations
 /// take turns, in alternating order, so none always runs on a warmer or
 /// more tired server.
@@ -274,12 +252,7 @@ async fn store_runs(a: &Args) -> Vec<Run> {
         }
         for (&imp, seen) in imps.iter().zip(rounds) {
             if !seen.is_empty() {
-                runs.push(Run {
-                    backend: backend.clone(),
-                    implementation: imp,
-                    phases: median_phases(&seen),
-                    rounds: seen,
-                });
+                runs.push(Run::new(backend, imp, seen));
             }
         }
     }
@@ -362,12 +335,7 @@ async fn http_runs(a: &Args) -> Vec<Run> {
     jobs.into_iter()
         .zip(rounds)
         .filter(|(_, seen)| !seen.is_empty())
-        .map(|((store, imp), seen)| Run {
-            backend: store.to_owned(),
-            implementation: imp,
-            phases: median_phases(&seen),
-            rounds: seen,
-        })
+        .map(|((store, imp), seen)| Run::new(store, imp, seen))
         .collect()
 }
 

@@ -12,10 +12,60 @@ use crate::{payload, Args};
 pub struct Run {
     pub backend: String,
     pub implementation: &'static str,
-    /// Per phase, the round with the median rate.
+    /// Per phase, the round with the median rate (from `rounds`).
     pub phases: Vec<Phase>,
     /// Every round's phases, in the order the rounds ran.
     pub rounds: Vec<Vec<Phase>>,
+}
+
+impl Run {
+    /// `rounds` of `implementation` on `backend`, with each phase's median.
+    pub fn new(backend: &str, implementation: &'static str, rounds: Vec<Vec<Phase>>) -> Self {
+        Self {
+            backend: backend.to_owned(),
+            implementation,
+            phases: median_phases(&rounds),
+            rounds,
+        }
+    }
+}
+
+/// Every phase of `rounds`, each the round with the median rate: one slow
+/// or lucky round (a checkpoint, a neighbour's burst) does not decide. Of
+/// an even number of rounds it takes the upper middle one, so that the
+/// rate and its latencies come from one round (ratios average the two).
+fn median_phases(rounds: &[Vec<Phase>]) -> Vec<Phase> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    let names: Vec<&'static str> = first.iter().map(|p| p.phase).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let mut seen: Vec<Phase> = rounds
+                .iter()
+                .filter_map(|r| r.iter().find(|p| p.phase == name).cloned())
+                .collect();
+            seen.sort_by(|x, y| x.ops_per_sec.total_cmp(&y.ops_per_sec));
+            seen.swap_remove(seen.len() / 2)
+        })
+        .collect()
+}
+
+/// The run of `implementation` on `backend` that measured `phase`: a
+/// backend's store and HTTP workloads are separate runs of the same
+/// implementation, told apart by their phases.
+fn run_of<'a>(
+    runs: &'a [Run],
+    backend: &str,
+    implementation: &str,
+    phase: &str,
+) -> Option<&'a Run> {
+    runs.iter().find(|r| {
+        r.backend == backend
+            && r.implementation == implementation
+            && r.phases.iter().any(|p| p.phase == phase)
+    })
 }
 
 /// Ours over a baseline for one phase, taken round by round: in a round the
@@ -38,16 +88,8 @@ pub fn paired(runs: &[Run], backend: &str, base: &str, phase: &str) -> Option<Ra
             .find(|p| p.phase == phase)
             .map(|p| p.ops_per_sec)
     };
-    // A backend's store and HTTP workloads are separate runs of the same
-    // implementation: the phase tells them apart.
-    let of = |imp: &str| {
-        runs.iter().find(|r| {
-            r.backend == backend
-                && r.implementation == imp
-                && r.rounds.iter().any(|round| rate(round).is_some())
-        })
-    };
-    let (ours, base) = (of("ours")?, of(base)?);
+    let ours = run_of(runs, backend, "ours", phase)?;
+    let base = run_of(runs, backend, base, phase)?;
     let mut ratios: Vec<f64> = ours
         .rounds
         .iter()
@@ -71,15 +113,17 @@ pub fn paired(runs: &[Run], backend: &str, base: &str, phase: &str) -> Option<Ra
     })
 }
 
+/// The median round's `phase` of `implementation` on `backend`.
 fn find<'a>(
     runs: &'a [Run],
     backend: &str,
     implementation: &str,
     phase: &str,
 ) -> Option<&'a Phase> {
-    runs.iter()
-        .filter(|r| r.backend == backend && r.implementation == implementation)
-        .find_map(|r| r.phases.iter().find(|p| p.phase == phase))
+    run_of(runs, backend, implementation, phase)?
+        .phases
+        .iter()
+        .find(|p| p.phase == phase)
 }
 
 /// A ratio column: `-` when either side did not run.

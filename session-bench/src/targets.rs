@@ -80,11 +80,14 @@ pub fn check(runs: &[Run], targets: &[Target]) -> Vec<Outcome> {
 
 /// The targets this run measured, one line each, after a count.
 pub fn print(outcomes: &[Outcome]) {
-    let measured: Vec<&Outcome> = outcomes.iter().filter(|o| o.ratio.is_some()).collect();
+    let measured: Vec<(&Outcome, Ratio)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o, o.ratio?)))
+        .collect();
     if measured.is_empty() {
         return;
     }
-    let met = measured.iter().filter(|o| o.met == Some(true)).count();
+    let met = measured.iter().filter(|(o, _)| o.met == Some(true)).count();
     let skipped = outcomes.len() - measured.len();
     println!(
         "\ntargets: {met} of {} measured met{} (median of the rounds' ratios; lowest-highest round)",
@@ -95,8 +98,8 @@ pub fn print(outcomes: &[Outcome]) {
             String::new()
         }
     );
-    for o in measured {
-        let (t, r) = (o.target, o.ratio.expect("measured"));
+    for (o, r) in measured {
+        let t = o.target;
         println!(
             "{:<9} {:<7} vs {:<15} >= {:<4.2} {:>6.2}x ({:.2}-{:.2})  {}",
             t.backend,
@@ -139,12 +142,7 @@ mod tests {
                 }]
             })
             .collect();
-        Run {
-            backend: backend.to_owned(),
-            implementation,
-            phases: rounds[0].clone(),
-            rounds,
-        }
+        Run::new(backend, implementation, rounds)
     }
 
     #[test]
