@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use session_core::{
-    newest_per_session, Clock, Error, Record, Result, SessionKey, SessionStore, SystemClock,
-    Timestamp,
+    newest_per_session, Clock, Error, Record, Result, SessionId, SessionKey, SessionStore,
+    SystemClock, Timestamp,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Tree;
@@ -29,10 +29,16 @@ pub enum Durability {
     /// survives a crash. Costs an `fsync` per write.
     EveryWrite,
     /// sled's background flusher writes dirty data every so often (this is the
-    /// default, every 500 ms): a crash loses at most that window of writes, which
+    /// default, every 500 ms): a crash loses at most that window of *data*
+    /// writes (a new session, a changed value, an extended deadline), which
     /// for sessions means a few users logged out or a few stale values. With
     /// [`SledStore::from_db`] the database's own `flush_every_ms` setting
     /// applies instead of this period.
+    ///
+    /// Revocations are durable in every mode: `delete`, `delete_user`,
+    /// `delete_id` and `rotate` (whose old key must stay dead) flush before
+    /// they return, so a session that was ended never comes back after a
+    /// crash.
     Periodic(Duration),
 }
 
@@ -103,8 +109,10 @@ impl SledOptions {
 /// removes what has expired and files extended records at their deadline: it
 /// reads what is due and nothing else.
 ///
-/// Durability is a choice, see [`Durability`]; the default flushes in the
-/// background every 500 ms.
+/// Durability is a choice for data writes, see [`Durability`]; the default
+/// flushes them in the background every 500 ms. Revocations (logout, "log
+/// out everywhere", revoking one session, the old key of a rotation) are
+/// flushed before they return, whatever the choice.
 ///
 /// A record whose bytes on disk are damaged is an [`Error::Decode`] for that
 /// record's `load`, is skipped by `list_user`, and is removed by `delete`,
@@ -269,8 +277,17 @@ impl SledStore {
     }
 
     /// Writes everything to disk now, whatever the [`Durability`].
+    ///
+    /// The flush blocks a thread of tokio's blocking pool, not one of sled's
+    /// own I/O threads: sled 0.34's `flush_async` parks its pool threads
+    /// while they wait for writes that need those same threads, and many
+    /// concurrent flushes (a burst of logouts) wedge it.
     pub async fn flush(&self) -> Result<()> {
-        self.inner.db.flush_async().await.map_err(storage)?;
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| Error::backend(BACKEND, e))?
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -486,6 +503,16 @@ impl SledStore {
         Ok(value)
     }
 
+    /// Makes a revocation durable before it is acknowledged, whatever the
+    /// [`Durability`]: an ended session must stay ended after a crash.
+    /// `removed` says whether anything was removed (nothing to flush if not).
+    async fn revoked<T>(&self, removed: bool, value: T) -> Result<T> {
+        if removed {
+            self.flush().await?;
+        }
+        Ok(value)
+    }
+
     /// Removes a damaged record and the one index entry we can still name.
     fn remove_corrupt(&self, key: &SessionKey, index_entry: Option<(&Tree, &[u8])>) -> Result<()> {
         self.inner.records.remove(key.as_bytes()).map_err(storage)?;
@@ -499,6 +526,7 @@ impl SledStore {
 #[async_trait]
 impl SessionStore for SledStore {
     async fn create(&self, record: &Record) -> Result<()> {
+        record.check_create()?;
         {
             let _locked = lock_keys(&record.key, None);
             let now = self.now();
@@ -540,6 +568,10 @@ impl SessionStore for SledStore {
             let _locked = lock_keys(key, None);
             let now = self.now();
             let (old, filed_at) = self.live(key, now)?;
+            if expires_at <= old.expires_at {
+                // A touch never moves a deadline earlier.
+                return Ok(());
+            }
             let mut touched = old.clone();
             touched.expires_at = expires_at;
             self.replace(&old, filed_at, &touched)?;
@@ -593,7 +625,8 @@ impl SessionStore for SledStore {
                 })?;
             self.unindex(&old, old_filed);
         }
-        self.written(()).await
+        // The old key is a session's former token: it must stay dead.
+        self.revoked(true, ()).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
@@ -612,7 +645,43 @@ impl SessionStore for SledStore {
                 Stored::Absent => false,
             }
         };
-        self.written(deleted).await
+        self.revoked(deleted, deleted).await
+    }
+
+    /// Works in passes over the user's index, as `delete_user` does: a
+    /// rotation indexes its new key before the key goes live and switches
+    /// the records under both keys' locks, so a session that moves during a
+    /// pass is found under its new key in the next one.
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        let mut seen: std::collections::HashSet<SessionKey> = std::collections::HashSet::new();
+        loop {
+            let fresh: Vec<SessionKey> = self
+                .inner
+                .users
+                .scan_prefix(user_prefix(user))
+                .keys()
+                .filter_map(|entry| entry.map(|e| key_of_index_entry(&e)).transpose())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(storage)?
+                .into_iter()
+                .filter(|k| !seen.contains(k))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(false);
+            }
+            for key in &fresh {
+                let locked = lock_keys(key, None);
+                let now = self.now();
+                if let Stored::Present(r, filed_at) = self.get(key)? {
+                    if r.id == id && r.user.as_deref() == Some(user) && r.is_live_at(now) {
+                        self.remove(&r, filed_at)?;
+                        drop(locked);
+                        return self.revoked(true, true).await;
+                    }
+                }
+            }
+            seen.extend(fresh);
+        }
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
@@ -676,7 +745,7 @@ impl SessionStore for SledStore {
                 }
             }
             if !acted {
-                return self.written(deleted).await;
+                return self.revoked(deleted > 0, deleted).await;
             }
         }
     }
