@@ -17,8 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use session_axum::{CurrentSession, SessionLayer, TransportConfig, TOKEN_HEADER};
 use session_core::{
-    Error, MemoryStore, Record, Result, SessionConfig, SessionKey, SessionManager, SessionStore,
-    Timestamp,
+    Error, MemoryStore, Record, Result, SessionConfig, SessionId, SessionKey, SessionManager,
+    SessionStore, Timestamp,
 };
 
 /// A real MemoryStore behind a switch that makes writes fail (a store
@@ -65,6 +65,10 @@ impl SessionStore for Faulty {
         self.check()?;
         self.inner.delete(key).await
     }
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        self.check()?;
+        self.inner.delete_id(user, id).await
+    }
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
         self.inner.list_user(user).await
     }
@@ -88,13 +92,13 @@ async fn write(s: CurrentSession) -> &'static str {
 }
 
 async fn login(s: CurrentSession) -> &'static str {
-    s.login("alice");
+    s.login("alice").unwrap();
     "ok"
 }
 
 async fn remember(s: CurrentSession) -> &'static str {
     s.set_remember(true);
-    s.login("alice");
+    s.login("alice").unwrap();
     "ok"
 }
 

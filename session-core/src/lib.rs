@@ -31,7 +31,7 @@ pub use error::{BoxError, Error, Result};
 pub use manager::{SessionInfo, SessionManager};
 pub use memory::MemoryStore;
 pub use purge::PurgeTask;
-pub use record::{newest_per_session, Record, Timestamp};
+pub use record::{check_user_name, newest_per_session, Record, Timestamp, MAX_USER_LEN};
 pub use seal::KeyRing;
 pub use session::{Session, TokenAction};
 pub use store::SessionStore;

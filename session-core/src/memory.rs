@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::record::{Record, Timestamp};
 use crate::store::SessionStore;
-use crate::token::SessionKey;
+use crate::token::{SessionId, SessionKey};
 
 const RECORD_SHARDS: usize = 64;
 const USER_SHARDS: usize = 64;
@@ -199,6 +199,7 @@ impl Inner {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &Record) -> Result<()> {
+        record.check_create()?;
         let inner = &self.inner;
         let mut shard = lock(&inner.records[shard_of(&record.key)]);
         if shard
@@ -242,9 +243,11 @@ impl SessionStore for MemoryStore {
             .get_mut(key)
             .filter(|r| r.is_live_at(inner.now()))
             .ok_or(Error::NotFound)?;
-        shard.expiry.remove(&(record.expires_at, *key));
-        record.expires_at = expires_at;
-        shard.expiry.insert((expires_at, *key));
+        if expires_at > record.expires_at {
+            shard.expiry.remove(&(record.expires_at, *key));
+            record.expires_at = expires_at;
+            shard.expiry.insert((expires_at, *key));
+        }
         Ok(())
     }
 
@@ -329,6 +332,42 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(out)
+    }
+
+    /// Works in passes over the user's index, as `delete_user` does, until
+    /// it finds the session: a rotation indexes the new key under the lock
+    /// that makes it live, so a session that moves during a pass is found
+    /// under its new key in the next one.
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        let inner = &self.inner;
+        let mut seen: HashSet<SessionKey> = HashSet::new();
+        loop {
+            let fresh: Vec<SessionKey> = inner
+                .user_shard(user)
+                .get(user)
+                .map(|keys| {
+                    keys.iter()
+                        .filter(|k| !seen.contains(*k))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if fresh.is_empty() {
+                return Ok(false);
+            }
+            let now = inner.now();
+            for key in &fresh {
+                let mut shard = lock(&inner.records[shard_of(key)]);
+                let ours = shard.records.get(key).is_some_and(|r| {
+                    r.id == id && r.user.as_deref() == Some(user) && r.is_live_at(now)
+                });
+                if ours {
+                    inner.take(&mut shard, key);
+                    return Ok(true);
+                }
+            }
+            seen.extend(fresh);
+        }
     }
 
     /// Works in passes over the user's index, each shard locked only while

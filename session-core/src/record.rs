@@ -111,10 +111,20 @@ impl Record {
         now < self.expires_at
     }
 
+    /// The argument check every store's `create` starts with: the principal,
+    /// if any, follows [`check_user_name`].
+    pub fn check_create(&self) -> Result<()> {
+        match &self.user {
+            Some(user) => check_user_name(user),
+            None => Ok(()),
+        }
+    }
+
     /// The argument check every store's `update` starts with:
     /// `self.version` must be `expected_version + 1`, else
-    /// [`Error::InvalidInput`].
+    /// [`Error::InvalidInput`]; the principal follows [`check_user_name`].
     pub fn check_update(&self, expected_version: u64) -> Result<()> {
+        self.check_create()?;
         if expected_version.checked_add(1) != Some(self.version) {
             return Err(Error::InvalidInput(format!(
                 "record.version must be expected_version + 1 (got {} after {expected_version})",
@@ -136,6 +146,47 @@ impl Record {
         }
         Ok(())
     }
+}
+
+/// The longest principal a session may carry, in bytes of UTF-8.
+///
+/// Long enough for any e-mail address (254 bytes) or opaque subject id, and
+/// short enough that every backend can index it (a PostgreSQL B-tree entry
+/// holds about 2,700 bytes; a MySQL index key 3,072).
+pub const MAX_USER_LEN: usize = 1024;
+
+/// The rule for principals (user names), the same on every backend: at least
+/// one byte, at most [`MAX_USER_LEN`] bytes, and no NUL character (U+0000),
+/// which PostgreSQL text cannot hold. Anything else is kept and compared
+/// byte for byte: no trimming, case folding or Unicode normalisation, so
+/// `"é"` written precomposed (NFC) and decomposed (NFD) are two users.
+///
+/// [`Error::InvalidInput`] says which part of the rule was broken; the name
+/// itself is not repeated (it may be an e-mail address).
+///
+/// ```
+/// use session_core::check_user_name;
+///
+/// assert!(check_user_name("alice@example.com").is_ok());
+/// assert!(check_user_name("").is_err());
+/// assert!(check_user_name("a\0b").is_err());
+/// ```
+pub fn check_user_name(user: &str) -> Result<()> {
+    if user.is_empty() {
+        return Err(Error::InvalidInput("a user name must not be empty".into()));
+    }
+    if user.len() > MAX_USER_LEN {
+        return Err(Error::InvalidInput(format!(
+            "a user name must be at most {MAX_USER_LEN} bytes (got {})",
+            user.len()
+        )));
+    }
+    if user.contains('\0') {
+        return Err(Error::InvalidInput(
+            "a user name must not contain a NUL character (U+0000)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// One record per session id, the newest version of each.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::record::{Record, Timestamp};
-use crate::token::SessionKey;
+use crate::token::{SessionId, SessionKey};
 
 /// Where sessions live: opaque bytes plus the few fields a store must index.
 ///
@@ -17,6 +17,12 @@ use crate::token::SessionKey;
 /// is *live* while `now < expires_at`; at or after `expires_at` it is invisible to
 /// every method, exactly as if it were absent, and may be physically removed at
 /// any time.
+///
+/// Principals (`Record::user`) follow one rule on every backend,
+/// [`check_user_name`](crate::check_user_name): 1 to
+/// [`MAX_USER_LEN`](crate::MAX_USER_LEN) bytes, no NUL, compared byte for
+/// byte. `create`, `update` and `rotate` refuse a record that breaks it with
+/// [`Error::InvalidInput`](crate::Error::InvalidInput) and change nothing.
 ///
 /// The trait is object safe and used as `Arc<dyn SessionStore>`. Every method is
 /// required: there are no defaults that are convenient for callers and wrong for
@@ -50,6 +56,8 @@ pub trait SessionStore: std::fmt::Debug + Send + Sync + 'static {
     /// Inserts a new record.
     ///
     /// # Contract
+    /// - [`Error::InvalidInput`](crate::Error::InvalidInput) if `record.user`
+    ///   breaks the user-name rule ([`Record::check_create`]); nothing is stored.
     /// - Inserts `record` exactly as given (every field round-trips; `version`
     ///   is stored as given, normally 1).
     /// - Returns [`Error::AlreadyExists`](crate::Error::AlreadyExists) if a live
@@ -70,7 +78,8 @@ pub trait SessionStore: std::fmt::Debug + Send + Sync + 'static {
     /// Replaces a record if nobody else changed it since it was read.
     ///
     /// # Contract
-    /// - `record.version` must be `expected_version + 1`, else
+    /// - `record.version` must be `expected_version + 1`, and `record.user`
+    ///   must follow the user-name rule ([`Record::check_update`]), else
     ///   [`Error::InvalidInput`](crate::Error::InvalidInput) and nothing changes.
     /// - Replaces the live record under `record.key` only if its stored version
     ///   equals `expected_version`; otherwise
@@ -84,11 +93,17 @@ pub trait SessionStore: std::fmt::Debug + Send + Sync + 'static {
     ///   one's (or out of the index, for `None`).
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()>;
 
-    /// Moves the deadline of a live record.
+    /// Extends the deadline of a live record.
     ///
     /// # Contract
-    /// - Sets `expires_at` of the live record under `key` and changes nothing
-    ///   else: no data rewrite, no version bump. The deadline may move either way.
+    /// - Sets `expires_at` of the live record under `key` to the later of its
+    ///   stored deadline and `expires_at`, in one atomic step, and changes
+    ///   nothing else: no data rewrite, no version bump.
+    /// - Never moves a deadline earlier: a touch that arrives late (planned
+    ///   before another request's touch, landing after it) changes nothing.
+    ///   This is what keeps a slow request from shortening a session that a
+    ///   later request extended.
+    /// - Returns `Ok(())` for a live record whether or not the deadline moved.
     /// - [`Error::NotFound`](crate::Error::NotFound) if no live record holds the
     ///   key.
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()>;
@@ -97,7 +112,8 @@ pub trait SessionStore: std::fmt::Debug + Send + Sync + 'static {
     ///
     /// # Contract
     /// - `record.key` is the new key and must differ from `old_key`;
-    ///   `record.version` must be `expected_version + 1`. Otherwise
+    ///   `record.version` must be `expected_version + 1`; `record.user` must
+    ///   follow the user-name rule ([`Record::check_rotate`]). Otherwise
     ///   [`Error::InvalidInput`](crate::Error::InvalidInput) and nothing changes.
     /// - The same error rules as [`update`](Self::update) apply to the record
     ///   under `old_key`: [`Error::NotFound`](crate::Error::NotFound) if it is not
@@ -124,6 +140,25 @@ pub trait SessionStore: std::fmt::Debug + Send + Sync + 'static {
     /// - Returns `true` if a live record was removed, `false` if there was none
     ///   (absent or already expired).
     async fn delete(&self, key: &SessionKey) -> Result<bool>;
+
+    /// Removes one session of a user by its stable id, wherever its key is now.
+    ///
+    /// # Contract
+    /// - Deletes the live record whose `id` is `id` and whose `user` equals
+    ///   `user` exactly, and its index entries. Returns `true` if it deleted
+    ///   one, `false` if `user` has no live session with that id (never
+    ///   existed, already ended, expired, or it belongs to another user).
+    /// - A concurrent `rotate` of that session cannot make it miss: the
+    ///   session is found under its old key or its new one, and a rotation
+    ///   that has not yet landed fails with
+    ///   [`Error::NotFound`](crate::Error::NotFound). After `true`, no key of
+    ///   the session loads, and a late `update`, `touch` or `rotate` answers
+    ///   `NotFound`.
+    /// - Never deletes a record of another user or another session.
+    /// - A store that cannot settle a session that keeps moving within a
+    ///   bounded number of steps returns a transient
+    ///   [`Error::Backend`](crate::Error::Backend), never a wrong `false`.
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool>;
 
     /// Lists a user's live sessions.
     ///

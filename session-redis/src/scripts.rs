@@ -49,6 +49,17 @@ local function u32(s, i)
 end"#,
     ),
     (
+        "i64",
+        // A big-endian signed 64-bit integer at byte i (counted from 1), as
+        // a Lua number: exact for any millisecond timestamp (below 2^53).
+        r#"
+local function i64(s, i)
+  local hi = u32(s, i)
+  if hi >= 2147483648 then hi = hi - 4294967296 end
+  return hi * 4294967296 + u32(s, i + 4)
+end"#,
+    ),
+    (
         "parse",
         // kind ('L', 'P', 'T', 'R' or nil for anything else), version (8 bytes),
         // user (nil for none), link. Offsets are value.rs's, counted from 1.
@@ -199,6 +210,8 @@ pub(crate) struct Scripts {
     pub abort: Lua,
     pub clear_tombstone: Lua,
     pub delete_if_user: Lua,
+    pub delete_id: Lua,
+    pub delete_if_id: Lua,
 }
 
 impl Scripts {
@@ -236,22 +249,25 @@ return 'OK'"#,
             ),
             // KEYS[1] record. ARGV: expires (8 bytes), expires, member, index
             // prefix, expected user ('' = do not check; cluster mode passes
-            // '=' .. user or '-').
+            // '=' .. user or '-'). Never moves a deadline earlier.
             touch: with_helpers(
                 1,
                 &format!(
                     r#"
-local kind, _, user = parse(read(KEYS[1]))
+local cur = read(KEYS[1])
+local kind, _, user = parse(cur)
 if kind == 'P' then return 'PENDING' end
 if kind ~= 'L' then return 'NOTFOUND' end
 if ARGV[5] ~= '' then
   local seen = user and ('=' .. user) or '-'
   if seen ~= ARGV[5] then return 'RETRY' end
 end
+if i64(ARGV[1], 1) <= i64(cur, {stored_at}) then return 'OK' end
 redis.call('SETRANGE', KEYS[1], {EXPIRES_AT}, ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 if ARGV[4] ~= '' and user then index_add(ARGV[4] .. user, ARGV[2], ARGV[3]) end
-return 'OK'"#
+return 'OK'"#,
+                    stored_at = EXPIRES_AT + 1
                 ),
             ),
             // Standalone only. KEYS[1] old, KEYS[2] new. ARGV: value, expires,
@@ -324,6 +340,44 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 return n"#,
+            ),
+            // Standalone only. KEYS[1] index. ARGV: record prefix, user, id
+            // (16 bytes). Deletes the user's live record with that id; 1 if
+            // it did. Atomic with rotations, which are scripts too.
+            delete_id: with_helpers(
+                1,
+                r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. m
+  local v = read(key)
+  local kind, _, user = parse(v)
+  if kind == 'L' and user == ARGV[2] and id_of(v) == ARGV[3] then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], m)
+    return 1
+  end
+end
+return 0"#,
+            ),
+            // Cluster: KEYS[1] record. ARGV: user, id (16 bytes). Returns
+            // {status, link}: 'DELETED' (a live record of that user and id
+            // was deleted), 'PENDING' (a rotation target of it was deleted;
+            // link names the rotation's old key), 'MOVED' (a tombstone: link
+            // names the key the session rotated to), 'EMPTY' or 'OTHER'.
+            delete_if_id: with_helpers(
+                1,
+                r#"
+local cur = read(KEYS[1])
+if not cur then return {'EMPTY', false} end
+local kind, _, user, link = parse(cur)
+if kind == 'T' then return {'MOVED', link} end
+if (kind == 'L' or kind == 'P') and user == ARGV[1] and id_of(cur) == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  if kind == 'P' then return {'PENDING', link} end
+  return {'DELETED', false}
+end
+return {'OTHER', false}"#,
             ),
             // Cluster: KEYS[1] index. ARGV: score, member.
             index_add: with_helpers(1, "index_add(KEYS[1], ARGV[1], ARGV[2])\nreturn 1"),

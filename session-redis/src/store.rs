@@ -11,7 +11,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind, Value};
 use session_core::{
-    newest_per_session, Error, Record, Result, SessionKey, SessionStore, Timestamp,
+    newest_per_session, Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp,
 };
 
 use crate::error::{redis_err, unexpected};
@@ -583,6 +583,108 @@ impl RedisStore {
     }
 }
 
+/// What [`RedisStore::end_if_id`] found under one index member.
+enum Visit {
+    /// The session was there (or its rotation target) and is deleted now.
+    Deleted,
+    /// The key holds nothing yet: an in-flight create or rotation target,
+    /// or a leftover entry. Look again in the next pass.
+    Empty,
+    /// Another session, or a former key whose successor was looked at.
+    Settled,
+}
+
+impl RedisStore {
+    /// Cluster: ends the record `name` if it is `id`'s, following a
+    /// rotation's tombstone to the key the session moved to.
+    async fn end_if_id(&self, mut name: String, user: &str, id: &[u8]) -> Result<Visit> {
+        /// Tombstones to follow: more would mean a session rotating faster
+        /// than this loop can walk; the next pass finds it from the index.
+        const HOPS: usize = 8;
+        for hop in 0..HOPS {
+            let mut inv = self.scripts.delete_if_id.call(0);
+            inv.key(&name).arg(user).arg(id);
+            let (status, link): (String, Option<String>) = self.run(&inv).await?;
+            match (status.as_str(), link) {
+                ("DELETED", _) => {
+                    self.index_remove(user, Self::member_of(&name)).await?;
+                    return Ok(Visit::Deleted);
+                }
+                ("PENDING", Some(old)) => {
+                    // A rotation target of the session: the rotation's old
+                    // key goes too, so an uncommitted rotation cannot leave
+                    // the session live there.
+                    let mut inv = self.scripts.delete_if_id.call(0);
+                    inv.key(&old).arg(user).arg(id);
+                    self.run::<(String, Option<String>)>(&inv).await?;
+                    self.index_remove(user, Self::member_of(&name)).await?;
+                    return Ok(Visit::Deleted);
+                }
+                ("MOVED", Some(next)) => name = next,
+                ("EMPTY", _) if hop == 0 => return Ok(Visit::Empty),
+                _ => return Ok(Visit::Settled),
+            }
+        }
+        Ok(Visit::Settled)
+    }
+
+    /// Cluster: `delete_id` in passes over the user's index.
+    ///
+    /// Why a `false` is truthful: every key a session goes live under is in
+    /// the index before it goes live, a rotation commits only while its old
+    /// key is live, and a committed rotation leaves a tombstone naming the
+    /// new key until that key is live. So a live session is, at any moment,
+    /// under an indexed key that holds it, or behind a tombstone that leads
+    /// to it. A pass that finds it deletes it; a pass can only miss it if it
+    /// moved meanwhile, which adds an index entry or changes what a key
+    /// holds. The search ends with `false` only after a pass in which
+    /// nothing changed: no new index entry, and every key that held nothing
+    /// still holds nothing.
+    async fn delete_id_cluster(&self, user: &str, id: SessionId) -> Result<bool> {
+        const MAX_PASSES: usize = 64;
+        let id = id.to_bytes();
+        let mut settled: HashSet<String> = HashSet::new();
+        let mut was_empty: Option<Vec<String>> = None;
+        for _ in 0..MAX_PASSES {
+            let mut inv = self.scripts.index_read.call(0);
+            inv.key(self.index_key(user));
+            let members: Vec<String> = self.run(&inv).await?;
+            let mut open: Vec<String> = members
+                .into_iter()
+                .filter(|m| !settled.contains(m) && SessionKey::from_hex(m).is_some())
+                .collect();
+            open.sort_unstable();
+            let mut empty = Vec::new();
+            for chunk in open.chunks(64) {
+                let visits = try_join_all(chunk.iter().map(|m| {
+                    let name = format!("{}{m}", self.record_prefix());
+                    self.end_if_id(name, user, &id)
+                }))
+                .await?;
+                for (m, visit) in chunk.iter().zip(visits) {
+                    match visit {
+                        Visit::Deleted => return Ok(true),
+                        Visit::Empty => empty.push(m.clone()),
+                        Visit::Settled => {
+                            settled.insert(m.clone());
+                        }
+                    }
+                }
+            }
+            if was_empty.as_ref() == Some(&empty) && empty.len() == open.len() {
+                return Ok(false);
+            }
+            was_empty = Some(empty);
+        }
+        Err(Error::transient(
+            crate::error::BACKEND,
+            format!(
+                "delete_id did not settle after {MAX_PASSES} passes (the session keeps moving)"
+            ),
+        ))
+    }
+}
+
 /// Replies of write scripts that can ask the client to settle a pending
 /// rotation target first.
 trait Pending {
@@ -626,6 +728,7 @@ fn status_to_result(status: &str, what: &str) -> Result<()> {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, record: &Record) -> Result<()> {
+        record.check_create()?;
         let name = self.record_key(&record.key);
         let value = value::encode(record, None)?;
         let member = Self::member_of(&name);
@@ -831,6 +934,19 @@ impl SessionStore for RedisStore {
             .arg(keep.map(SessionKey::to_hex).unwrap_or_default());
         let n: i64 = self.run(&inv).await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        if self.is_cluster() {
+            return self.delete_id_cluster(user, id).await;
+        }
+        let mut inv = self.scripts.delete_id.call(0);
+        inv.key(self.index_key(user))
+            .arg(self.record_prefix())
+            .arg(user)
+            .arg(&id.to_bytes()[..]);
+        let n: i64 = self.run(&inv).await?;
+        Ok(n == 1)
     }
 
     /// Redis expires records itself (`PEXPIREAT`) and prunes index entries as

@@ -203,7 +203,7 @@ async fn assert_no_token_in_keyspace(store: RedisStore, nodes: Vec<String>) {
         let s = manager.load(None).await.unwrap();
         s.insert("i", &i).unwrap();
         if i % 2 == 0 {
-            s.login(format!("user {i}"));
+            s.login(format!("user {i}")).unwrap();
         }
         tokens.push(s.commit().await.unwrap().token().unwrap().clone());
     }

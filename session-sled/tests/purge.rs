@@ -137,10 +137,11 @@ async fn a_deadline_moved_earlier_is_filed_at_once_and_purged_then() {
     let store = store_on(&clock);
     let r = record(None, clock.now(), Duration::from_secs(3600));
     store.create(&r).await.unwrap();
-    store
-        .touch(&r.key, clock.now().saturating_add(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    // Only an update moves a deadline earlier (a touch never does).
+    let mut sooner = r.clone();
+    sooner.version = 2;
+    sooner.expires_at = clock.now().saturating_add(Duration::from_secs(10));
+    store.update(&sooner, 1).await.unwrap();
     assert!(
         store.check_indexes().unwrap().is_tidy(),
         "the old entry went"

@@ -34,6 +34,7 @@ pub(crate) struct Queries {
     pub delete: Arc<str>,
     pub list_user: Arc<str>,
     pub delete_user: Arc<str>,
+    pub delete_id: Arc<str>,
     pub purge: Arc<str>,
 }
 
@@ -115,8 +116,10 @@ impl Queries {
                     version = $6, data = $7
                 WHERE key = $1 AND version = $8 AND expires_at > now()"#
             )),
+            // A touch never moves a deadline earlier, so `purge_at` (at or
+            // before the old deadline) needs no change.
             touch: s(format!(
-                "UPDATE {t} SET expires_at = {to}, purge_at = LEAST(purge_at, {to})
+                "UPDATE {t} SET expires_at = GREATEST(expires_at, {to})
                 WHERE key = $1 AND expires_at > now()",
                 to = ts("$2")
             )),
@@ -145,6 +148,12 @@ impl Queries {
             delete_user: s(format!(
                 r#"DELETE FROM {t}
                 WHERE "user" = $1 AND expires_at > now() AND key IS DISTINCT FROM $2"#
+            )),
+            // The row lock makes this wait for a rotation of the same row
+            // and then re-check the rotated row: its id and user are kept,
+            // so it is deleted under its new key.
+            delete_id: s(format!(
+                r#"DELETE FROM {t} WHERE "user" = $1 AND id = $2 AND expires_at > now()"#
             )),
             // One batch of due rows, off the purge_at index and locked: the
             // expired ones are deleted, the extended ones filed at their

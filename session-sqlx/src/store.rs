@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use session_core::{Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp};
+use session_core::{
+    check_user_name, Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp,
+};
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
 use sqlx::Postgres;
 use sqlx::{AssertSqlSafe, Row};
@@ -311,6 +313,7 @@ impl PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, record: &Record) -> Result<()> {
+        record.check_create()?;
         // A plain INSERT is the cheapest write there is; the key is taken
         // only by a collision (never, with random tokens) or by a test that
         // reuses an expired key, which is handled below.
@@ -397,6 +400,11 @@ impl SessionStore for PostgresStore {
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
+        if check_user_name(user).is_err() {
+            // No record can hold such a name (and PostgreSQL text cannot
+            // carry a NUL to compare with).
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(q(&self.sql.list_user))
             .bind(user)
             .fetch_all(&self.pool)
@@ -406,6 +414,9 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
+        if check_user_name(user).is_err() {
+            return Ok(0);
+        }
         let done = sqlx::query(q(&self.sql.delete_user))
             .bind(user)
             .bind(keep.map(|k| k.as_bytes().as_slice()))
@@ -413,6 +424,19 @@ impl SessionStore for PostgresStore {
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        if check_user_name(user).is_err() {
+            return Ok(false);
+        }
+        let done = sqlx::query(q(&self.sql.delete_id))
+            .bind(user)
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn purge_expired(&self) -> Result<u64> {

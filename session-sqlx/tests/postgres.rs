@@ -34,7 +34,7 @@ async fn no_session_token_appears_anywhere_in_the_table() {
         let s = manager.load(None).await.unwrap();
         s.insert("i", &i).unwrap();
         if i % 2 == 0 {
-            s.login(format!("user{i}"));
+            s.login(format!("user{i}")).unwrap();
         }
         let token = s.commit().await.unwrap().token().unwrap().clone();
         tokens.push(token);

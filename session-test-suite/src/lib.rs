@@ -87,8 +87,8 @@ macro_rules! __with_cases {
             successive_updates_each_need_the_previous_version
             // touch
             touch_moves_the_deadline_later_and_changes_nothing_else
-            touch_moves_the_deadline_earlier_and_changes_nothing_else
-            touch_into_the_past_makes_the_record_invisible
+            touch_never_moves_the_deadline_earlier_and_changes_nothing
+            touch_into_the_past_changes_nothing
             touch_of_an_unknown_key_is_not_found_and_creates_nothing
             touch_of_an_expired_or_deleted_record_is_not_found
             touch_does_not_bump_the_version
@@ -109,13 +109,20 @@ macro_rules! __with_cases {
             delete_of_an_expired_record_returns_false
             delete_of_an_unknown_key_returns_false
             delete_leaves_other_records_alone
+            delete_id_removes_exactly_that_session_and_its_index_entry
+            delete_id_of_another_users_session_returns_false_and_changes_nothing
+            delete_id_of_an_unknown_expired_or_deleted_session_returns_false
+            delete_id_finds_a_rotated_session_and_late_writes_do_not_revive_it
             // users
             list_user_of_an_unknown_user_is_empty
             list_user_returns_exactly_the_users_live_records
             list_user_matches_user_names_bytewise
             user_names_with_special_characters_round_trip_and_list_exactly
             pattern_characters_in_user_names_match_literally
-            empty_user_name_is_a_user_distinct_from_none
+            empty_user_name_is_invalid_input_and_changes_nothing
+            user_name_with_nul_is_invalid_input_and_changes_nothing
+            user_name_of_1024_bytes_round_trips_and_longer_is_invalid_input
+            user_names_in_nfc_and_nfd_are_distinct_users
             delete_user_deletes_every_live_session_and_returns_the_count
             delete_user_with_keep_spares_only_that_session
             delete_user_with_keep_of_another_user_deletes_all
@@ -131,7 +138,7 @@ macro_rules! __with_cases {
             // expiry
             short_lived_record_disappears_after_its_deadline
             writes_after_a_real_expiry_are_not_found_and_create_reuses_the_key
-            touch_moves_a_real_deadline_both_ways
+            touch_extends_a_real_deadline_and_never_shortens_it
             update_moves_a_real_deadline_both_ways
             rotate_carries_a_real_deadline_both_ways
             purge_after_a_real_expiry_keeps_every_live_record
@@ -147,6 +154,8 @@ macro_rules! __with_cases {
             deleted_session_is_not_brought_back_by_concurrent_updates
             revoked_sessions_are_not_brought_back_by_concurrent_updates_and_touches
             revoked_sessions_are_not_brought_back_by_concurrent_rotations
+            delete_id_ends_a_session_that_keeps_rotating
+            concurrent_logins_under_a_per_user_cap_keep_exactly_the_newest
             concurrent_rotations_of_one_key_have_exactly_one_winner
             readers_never_see_both_or_neither_key_during_rotation
             list_user_during_rotations_never_lists_a_session_twice

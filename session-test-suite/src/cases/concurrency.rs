@@ -383,6 +383,128 @@ async fn revoke_while_rotating(store: &Arc<dyn SessionStore>, user: &str) {
     assert_listed(&**store, user, &[], "no revoked session is listed").await;
 }
 
+/// `delete_id` ends a session that rotates in a loop meanwhile: it returns
+/// `true`, the rotating task then meets `NotFound`, and no key the session
+/// ever had loads. (A revoke by id must never answer "gone" for a session
+/// that lives on under a newer token.)
+pub async fn delete_id_ends_a_session_that_keeps_rotating(store: Arc<dyn SessionStore>) {
+    // A few rounds, since a missed rotation is a matter of timing.
+    for round in 0..8 {
+        let user = format!("alice-{round}");
+        let r = new_record(Some(&user));
+        let bystander = new_record(Some(&user));
+        store.create(&r).await.expect("create");
+        store.create(&bystander).await.expect("create");
+        let target_id = r.id;
+        let progress = Arc::new(AtomicU64::new(0));
+        let rotating = {
+            let store = Arc::clone(&store);
+            let progress = Arc::clone(&progress);
+            tokio::spawn(async move {
+                let mut used: Vec<SessionKey> = vec![r.key];
+                let mut current = r;
+                loop {
+                    tokio::task::yield_now().await;
+                    let next = rotated(&current, b"rotated");
+                    match store.rotate(&current.key, &next, current.version).await {
+                        Ok(()) => {
+                            used.push(next.key);
+                            current = next;
+                        }
+                        Err(Error::NotFound) => break,
+                        Err(e) => {
+                            panic!("rotate of a session being revoked: Ok or NotFound; got {e:?}")
+                        }
+                    }
+                    progress.fetch_add(1, Ordering::SeqCst);
+                }
+                used
+            })
+        };
+        wait_for(
+            &progress,
+            3,
+            Duration::from_secs(10),
+            "rotations before delete_id",
+        )
+        .await;
+        let res = store.delete_id(&user, target_id).await;
+        assert!(
+            matches!(res, Ok(true)),
+            "delete_id: a session that is live throughout (it only rotates) is found and \
+             ended, never reported gone; got {res:?}"
+        );
+        let used = tokio::time::timeout(Duration::from_secs(10), rotating)
+            .await
+            .expect("the rotating task meets NotFound once its session is ended")
+            .expect("rotating task panicked");
+        for key in used {
+            assert_absent(&*store, &key, "no key of the ended session loads").await;
+        }
+        assert_listed(
+            &*store,
+            &user,
+            std::slice::from_ref(&bystander),
+            "delete_id ended only that session",
+        )
+        .await;
+    }
+}
+
+/// The per-user cap over this store: 16 logins of one user committing at
+/// once, under caps of 1 and 3, leave exactly `cap` live sessions, the
+/// newest by (last activity, id), and every login gets its token. (Two
+/// logins that each ended the other's session used to leave none.)
+pub async fn concurrent_logins_under_a_per_user_cap_keep_exactly_the_newest(
+    store: Arc<dyn SessionStore>,
+) {
+    const LOGINS: usize = 16;
+    for cap in [1usize, 3] {
+        let user = format!("capped-{cap}");
+        let config = session_core::SessionConfig::default().max_sessions_per_user(cap);
+        let manager =
+            session_core::SessionManager::new(Arc::clone(&store), config).expect("a valid config");
+        let gate = StartGate::new();
+        let mut handles = Vec::new();
+        for _ in 0..LOGINS {
+            let manager = manager.clone();
+            let gate = gate.clone();
+            let user = user.clone();
+            handles.push(tokio::spawn(async move {
+                let s = manager.load(None).await.expect("load");
+                s.login(user).expect("a valid user name");
+                gate.wait().await;
+                let action = s.commit().await.expect("every login commits");
+                assert!(action.token().is_some(), "every login gets its token");
+                (s.created_at().expect("stored"), s.id().expect("stored"))
+            }));
+        }
+        gate.open();
+        let mut all = Vec::new();
+        for h in handles {
+            all.push(h.await.expect("login task panicked"));
+        }
+        // A fresh session's last activity is its creation.
+        all.sort_by(|a, b| b.cmp(a));
+        let mut want: Vec<_> = all.iter().take(cap).map(|(_, id)| *id).collect();
+        want.sort();
+        let mut kept: Vec<_> = manager
+            .list_user(&user)
+            .await
+            .expect("list_user")
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        kept.sort();
+        assert_eq!(
+            kept, want,
+            "cap {cap}: after {LOGINS} concurrent logins exactly the {cap} newest sessions \
+             by (last activity, id) stay"
+        );
+        manager.revoke_user(&user, None).await.expect("clean up");
+    }
+}
+
 /// 16 racing rotations of one key and version: exactly one wins, one record stays live.
 pub async fn concurrent_rotations_of_one_key_have_exactly_one_winner(store: Arc<dyn SessionStore>) {
     const TASKS: usize = 16;

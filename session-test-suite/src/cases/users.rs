@@ -141,7 +141,6 @@ pub async fn user_names_with_special_characters_round_trip_and_list_exactly(
         "line\nbreak",
         "\r\n",
         "tab\there",
-        "",
         "semi;colon -- comment",
         "' OR '1'='1",
         "$1",
@@ -228,30 +227,137 @@ pub async fn pattern_characters_in_user_names_match_literally(store: Arc<dyn Ses
     }
 }
 
-/// `Some("")` is a user of its own, distinct from `None`.
-pub async fn empty_user_name_is_a_user_distinct_from_none(store: Arc<dyn SessionStore>) {
-    let empty = new_record(Some(""));
+/// The user-name rule, on `create`, `update` and `rotate` alike: a name
+/// that breaks it is `InvalidInput` and nothing changes.
+async fn assert_user_name_refused(store: &dyn SessionStore, name: &str, why: &str) {
+    let bad = new_record(Some(name));
+    let res = store.create(&bad).await;
+    assert!(
+        matches!(res, Err(Error::InvalidInput(_))),
+        "create with a user name that {why}: InvalidInput; got {res:?}"
+    );
+    assert_absent(store, &bad.key, "a refused create stores nothing").await;
+
+    let good = new_record(Some("alice"));
+    store.create(&good).await.expect("create");
+    let mut renamed = next_version(&good, b"renamed");
+    renamed.user = Some(name.to_owned());
+    let res = store.update(&renamed, 1).await;
+    assert!(
+        matches!(res, Err(Error::InvalidInput(_))),
+        "update to a user name that {why}: InvalidInput; got {res:?}"
+    );
+    let mut moved = rotated(&good, b"moved");
+    moved.user = Some(name.to_owned());
+    let res = store.rotate(&good.key, &moved, 1).await;
+    assert!(
+        matches!(res, Err(Error::InvalidInput(_))),
+        "rotate to a user name that {why}: InvalidInput; got {res:?}"
+    );
+    assert_absent(store, &moved.key, "a refused rotate creates no new key").await;
+    assert_loads(store, &good, "refused writes change nothing").await;
+    assert!(store.delete(&good.key).await.expect("clean up"));
+}
+
+/// An empty user name is `InvalidInput` on every write; `None` is "nobody".
+pub async fn empty_user_name_is_invalid_input_and_changes_nothing(store: Arc<dyn SessionStore>) {
+    assert_user_name_refused(&*store, "", "is empty").await;
     let none = new_record(None);
-    let space = new_record(Some(" "));
-    for r in [&empty, &none, &space] {
-        store.create(r).await.expect("create");
-    }
-    assert_loads(&*store, &empty, "Some(\"\") round-trips").await;
+    store.create(&none).await.expect("create without user");
     assert_loads(&*store, &none, "None round-trips").await;
+    assert_listed(&*store, "", &[], "no record is listed for \"\"").await;
+}
+
+/// A user name with a NUL character is `InvalidInput` on every write, on
+/// every backend (PostgreSQL text cannot hold one).
+pub async fn user_name_with_nul_is_invalid_input_and_changes_nothing(store: Arc<dyn SessionStore>) {
+    for name in ["a\0b", "\0", "alice\0"] {
+        assert_user_name_refused(&*store, name, "contains NUL").await;
+        // Reads and revocations by such a name find nothing, on every
+        // backend alike (no error: no session can carry the name).
+        assert_listed(&*store, name, &[], "list_user of a name no record can hold").await;
+        let n = store.delete_user(name, None).await;
+        assert!(
+            matches!(n, Ok(0)),
+            "delete_user of a name no record can hold: 0; got {n:?}"
+        );
+        let res = store
+            .delete_id(name, session_core::SessionId::generate())
+            .await;
+        assert!(
+            matches!(res, Ok(false)),
+            "delete_id with a name no record can hold: false; got {res:?}"
+        );
+    }
+    assert_listed(&*store, "a", &[], "nothing stored under a prefix").await;
+}
+
+/// 1,024 bytes of mixed text is the longest user name, and it round-trips;
+/// one byte more is `InvalidInput`.
+pub async fn user_name_of_1024_bytes_round_trips_and_longer_is_invalid_input(
+    store: Arc<dyn SessionStore>,
+) {
+    // Mixed widths: 1-, 2-, 3- and 4-byte characters, 1,024 bytes in all.
+    let mut name = String::new();
+    for c in ['a', 'é', '李', '🦀'].iter().cycle() {
+        if name.len() + c.len_utf8() > session_core::MAX_USER_LEN {
+            break;
+        }
+        name.push(*c);
+    }
+    while name.len() < session_core::MAX_USER_LEN {
+        name.push('z');
+    }
+    assert_eq!(name.len(), 1024);
+    let r = new_record(Some(&name));
+    store
+        .create(&r)
+        .await
+        .expect("create with a 1 KiB user name");
+    assert_loads(&*store, &r, "a 1 KiB user name round-trips exactly").await;
     assert_listed(
         &*store,
-        "",
-        std::slice::from_ref(&empty),
-        "list_user(\"\") lists only the Some(\"\") record",
+        &name,
+        std::slice::from_ref(&r),
+        "list_user finds the 1 KiB user",
     )
     .await;
-    let n = store
-        .delete_user("", None)
-        .await
-        .expect("delete_user(\"\")");
-    assert_eq!(n, 1, "delete_user(\"\") deletes only the Some(\"\") record");
-    assert_loads(&*store, &none, "a record without user is nobody's").await;
-    assert_loads(&*store, &space, "\" \" is not \"\"").await;
+    let longer = format!("{name}z");
+    assert_user_name_refused(&*store, &longer, "is 1,025 bytes long").await;
+    assert_eq!(
+        store.delete_user(&name, None).await.expect("delete_user"),
+        1
+    );
+}
+
+/// User names are compared byte for byte: the same word in Unicode
+/// normalisation forms NFC and NFD is two users.
+pub async fn user_names_in_nfc_and_nfd_are_distinct_users(store: Arc<dyn SessionStore>) {
+    let nfc = "Zo\u{eb} \u{c5}ngstr\u{f6}m"; // precomposed
+    let nfd = "Zoe\u{308} A\u{30a}ngstro\u{308}m"; // decomposed
+    assert_ne!(nfc.as_bytes(), nfd.as_bytes());
+    let a = new_record(Some(nfc));
+    let b = new_record(Some(nfd));
+    store.create(&a).await.expect("create NFC");
+    store.create(&b).await.expect("create NFD");
+    assert_loads(&*store, &a, "the NFC name round-trips byte for byte").await;
+    assert_loads(&*store, &b, "the NFD name round-trips byte for byte").await;
+    assert_listed(
+        &*store,
+        nfc,
+        std::slice::from_ref(&a),
+        "list_user(NFC) lists only the NFC record: no normalisation",
+    )
+    .await;
+    assert_listed(
+        &*store,
+        nfd,
+        std::slice::from_ref(&b),
+        "list_user(NFD) lists only the NFD record",
+    )
+    .await;
+    assert_eq!(store.delete_user(nfc, None).await.expect("delete_user"), 1);
+    assert_loads(&*store, &b, "delete_user(NFC) spares the NFD user").await;
 }
 
 /// `delete_user` deletes every live record of the user and returns how many.
@@ -348,15 +454,14 @@ pub async fn delete_user_counts_only_live_records(store: Arc<dyn SessionStore>) 
     for r in &expired {
         store.create(r).await.expect("create expired");
     }
-    let ended = new_record(Some("alice"));
-    store.create(&ended).await.expect("create");
+    let live_then = new_record(Some("alice"));
+    store.create(&live_then).await.expect("create");
+    let mut ended = next_version(&live_then, b"ended");
+    ended.expires_at = Timestamp::now().saturating_sub(Duration::from_secs(3600));
     store
-        .touch(
-            &ended.key,
-            Timestamp::now().saturating_sub(Duration::from_secs(3600)),
-        )
+        .update(&ended, 1)
         .await
-        .expect("touch into the past");
+        .expect("update to a past deadline");
     let n = store.delete_user("alice", None).await;
     assert!(
         matches!(n, Ok(3)),
