@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 /// // A request without a cookie: nothing is stored until something is written.
 /// let session = manager.load(None).await?;
 /// session.insert("theme", &"dark")?;
-/// session.login("alice");
+/// session.login("alice")?;
 /// let issued = session.commit().await?; // the transport sends this token back
 /// let token = issued.token().expect("a new session issues a token").expose();
 ///
@@ -145,14 +145,8 @@ impl SessionManager {
             return Ok(self.new_session());
         }
         let payload = decode(&record.data, Binding::of(&record), self.inner.config.keys())?;
-        let touch_to = touch_due(&self.inner.config, &record, payload.last_seen, now);
-        Ok(Session::loaded(
-            self.clone(),
-            token,
-            record,
-            payload,
-            touch_to,
-        ))
+        let due = touch_due(&self.inner.config, &record, payload.last_seen, now).is_some();
+        Ok(Session::loaded(self.clone(), token, record, payload, due))
     }
 
     /// Ends the session a client presents without loading it first (one
@@ -182,12 +176,13 @@ impl SessionManager {
 
     /// Ends the session `id` if it belongs to `user`; `false` if there is no
     /// such live session of that user.
+    ///
+    /// One store call ([`SessionStore::delete_id`]), which finds the session
+    /// under whatever key it has now: a rotation running at the same time
+    /// (a login, a privilege change) cannot make it miss, so `false` always
+    /// means the session no longer exists.
     pub async fn revoke(&self, user: &str, id: SessionId) -> Result<bool> {
-        let records = self.live_records(user).await?;
-        match records.iter().find(|r| r.id == id) {
-            Some(r) => self.inner.store.delete(&r.key).await,
-            None => Ok(false),
-        }
+        self.inner.store.delete_id(user, id).await
     }
 
     pub(crate) async fn live_records(&self, user: &str) -> Result<Vec<Record>> {

@@ -11,6 +11,7 @@ use crate::codec::{decode, encode, Payload};
 use crate::error::{Error, Result};
 use crate::expiry::{absolute_deadline, deadline};
 use crate::manager::SessionManager;
+use crate::record::check_user_name;
 use crate::record::{Record, Timestamp};
 use crate::seal::{Binding, KeyRing};
 use crate::token::{SessionId, SessionKey, SessionToken};
@@ -149,8 +150,10 @@ struct State {
     view: Option<View>,
     rotate: bool,
     destroy: bool,
-    /// A due idle extension, decided at load.
-    touch_to: Option<Timestamp>,
+    /// Whether an idle extension is due (decided at load); its deadline is
+    /// computed from the clock at commit, so a slow request never plans an
+    /// earlier one than a later request already wrote.
+    touch_due: bool,
     action: TokenAction,
     /// Bumped by `logout`, which throws pending changes away: a commit that
     /// was planned before must not drain what came after.
@@ -211,7 +214,7 @@ impl State {
         self.ops.clear();
         self.view = None;
         self.rotate = false;
-        self.touch_to = None;
+        self.touch_due = false;
         self.action = TokenAction::Unchanged;
     }
 }
@@ -271,6 +274,11 @@ enum Plan {
     Touch(SessionKey, Timestamp),
 }
 
+/// The order in which the per-user cap keeps sessions: most recently active
+/// first, ties broken by id. Every login ranks a user's sessions the same
+/// way, so concurrent logins agree on which ones stay.
+type CapRank = std::cmp::Reverse<(Timestamp, SessionId)>;
+
 impl Session {
     pub(crate) fn fresh(manager: SessionManager, clear_client_token: bool) -> Self {
         let action = if clear_client_token {
@@ -288,7 +296,7 @@ impl Session {
                 view: None,
                 rotate: false,
                 destroy: false,
-                touch_to: None,
+                touch_due: false,
                 action,
                 epoch: 0,
             },
@@ -300,7 +308,7 @@ impl Session {
         token: SessionToken,
         record: Record,
         payload: Payload,
-        touch_to: Option<Timestamp>,
+        touch_due: bool,
     ) -> Self {
         let base = View {
             payload,
@@ -316,7 +324,7 @@ impl Session {
                 ops: Vec::new(),
                 rotate: false,
                 destroy: false,
-                touch_to,
+                touch_due,
                 action: TokenAction::Unchanged,
                 epoch: 0,
             },
@@ -455,11 +463,39 @@ impl Session {
         self.state().current().payload.remember
     }
 
-    /// Logs `user` in: sets the principal and rotates the token at commit
-    /// (session fixation defence). Data is kept.
-    pub fn login(&self, user: impl Into<String>) {
-        let _ = self.push(Op::User(Some(user.into())));
+    /// Logs `user` in. The token is always rotated at commit (session
+    /// fixation defence). What happens to the session depends on who was
+    /// logged in before:
+    ///
+    /// - **Nobody** (an anonymous session): the session keeps its id, values
+    ///   and metadata (a basket filled before signing in survives it) and
+    ///   gets the principal.
+    /// - **The same user** (re-authentication, a step-up): the same; only the
+    ///   token changes.
+    /// - **Another user**: the old session ends (it is deleted at commit, like
+    ///   [`logout`](Self::logout)) and a fresh one starts for `user`, with a
+    ///   new id, a new token and nothing carried over: no values, no
+    ///   metadata, and no changes this request made before the call. Set
+    ///   request metadata (a user agent, …) after `login`.
+    ///
+    /// [`Error::InvalidInput`] if `user` breaks the user-name rule
+    /// ([`check_user_name`](crate::check_user_name): 1 to 1024 bytes, no NUL);
+    /// then nothing changes.
+    pub fn login(&self, user: impl Into<String>) -> Result<()> {
+        let user = user.into();
+        check_user_name(&user)?;
+        let switching = self
+            .state()
+            .current()
+            .user
+            .as_ref()
+            .is_some_and(|current| *current != user);
+        if switching {
+            self.logout();
+        }
+        self.push(Op::User(Some(user)))?;
         self.state().rotate = true;
+        Ok(())
     }
 
     /// Ends the session: at commit it is deleted from the store and the client
@@ -472,7 +508,7 @@ impl Session {
         st.base = Some(View::default());
         st.view = None;
         st.rotate = false;
-        st.touch_to = None;
+        st.touch_due = false;
     }
 
     /// Rotates the token at commit, keeping data and id (call it on any
@@ -658,10 +694,19 @@ impl Session {
                     None => Plan::Update(record),
                 }
             }
-            Some(stored) => match st.touch_to {
-                Some(to) => Plan::Touch(stored.key, to),
-                None => Plan::Nothing,
-            },
+            Some(stored) if st.touch_due => {
+                // The deadline is computed now, at commit, not at load: a
+                // request that loaded early and commits late must not plan
+                // an earlier deadline than a later request already wrote
+                // (stores also never move a touched deadline earlier).
+                let to = deadline(config, stored.created_at, manager.now());
+                if to > stored.expires_at {
+                    Plan::Touch(stored.key, to)
+                } else {
+                    Plan::Nothing
+                }
+            }
+            Some(_) => Plan::Nothing,
         };
         let written = Written {
             ops: n,
@@ -688,9 +733,9 @@ impl Session {
             Plan::Nothing => {}
             Plan::Touch(_, to) => {
                 if let Some(stored) = st.stored.as_mut() {
-                    stored.expires_at = to;
+                    stored.expires_at = stored.expires_at.max(to);
                 }
-                st.touch_to = None;
+                st.touch_due = false;
             }
             Plan::Create(record, token) | Plan::Rotate(_, record, token) => {
                 let created_at = record.created_at;
@@ -758,7 +803,7 @@ impl Session {
             });
         }
         st.stored = Some(record);
-        st.touch_to = None;
+        st.touch_due = false;
         st.refresh_view(keys)
     }
 
@@ -791,25 +836,42 @@ impl Session {
         st.refresh_view(manager.config().keys())
     }
 
-    /// Ends the user's least recently active other sessions beyond the cap.
+    /// Keeps the user's `cap` most recently active sessions and ends the
+    /// rest, after this session's login has landed.
+    ///
+    /// Every login ranks the sessions it sees in one total order
+    /// ([`CapRank`]: last activity, then id), this one's included, and ends
+    /// those outside the first `cap`. A session in the first `cap` of all the
+    /// user's sessions is also in the first `cap` of any part of them, so no
+    /// login ever ends it, whatever the interleaving; and the last login to
+    /// look sees every login that landed before it, so the excess is gone
+    /// once all concurrent logins have finished. A login that is not racing
+    /// another is the most recent activity of its user, so its own session is
+    /// kept; of logins racing within the same instant, the order decides.
+    /// Sessions are ended by id, so one that rotates meanwhile is still found.
     async fn enforce_cap(&self, user: &str) -> Result<()> {
         let manager = &self.inner.manager;
         let Some(cap) = manager.config().max_per_user() else {
             return Ok(());
         };
-        let own = self.key();
-        let mut others: Vec<_> = manager
+        let mut ranked: Vec<(CapRank, SessionId)> = manager
             .live_records(user)
             .await?
-            .into_iter()
-            .filter(|r| Some(r.key) != own)
-            .map(|r| (manager.info(&r).last_active, r.key))
+            .iter()
+            .map(|r| (cap_rank(manager, r), r.id))
             .collect();
-        let excess = (others.len() + 1).saturating_sub(cap);
-        others.sort();
-        for (_, key) in others.into_iter().take(excess) {
-            manager.store().delete(&key).await?;
+        if ranked.len() <= cap {
+            return Ok(());
+        }
+        ranked.sort_unstable();
+        for (_, id) in ranked.into_iter().skip(cap) {
+            manager.store().delete_id(user, id).await?;
         }
         Ok(())
     }
+}
+
+/// Where `record` stands in the per-user cap's order.
+fn cap_rank(manager: &SessionManager, record: &Record) -> CapRank {
+    std::cmp::Reverse((manager.info(record).last_active, record.id))
 }

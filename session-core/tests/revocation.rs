@@ -9,7 +9,7 @@ use session_core::{Error, Session, TokenAction};
 async fn login(f: &Fixture, user: &str, agent: &str) -> Session {
     let s = f.manager.load(None).await.unwrap();
     s.set_meta("user_agent", agent);
-    s.login(user);
+    s.login(user).unwrap();
     s.commit().await.unwrap();
     s
 }
@@ -140,4 +140,132 @@ async fn a_read_only_request_on_a_revoked_session_succeeds_and_writes_nothing() 
         f.store.inner.is_empty(),
         "the idle extension did not bring it back"
     );
+}
+
+/// Issue 19, item 3: concurrent logins under a per-user cap never end all of
+/// the user's sessions: exactly `min(cap, logins)` stay, the newest by
+/// (last activity, id), and every login still gets its token.
+#[tokio::test]
+async fn concurrent_logins_under_a_cap_keep_exactly_the_newest_sessions() {
+    for cap in [1usize, 3] {
+        for logins in [2usize, 16] {
+            let f = fixture(default_config().max_sessions_per_user(cap));
+            let gate = std::sync::Arc::new(tokio::sync::Barrier::new(logins));
+            let mut tasks = Vec::new();
+            for i in 0..logins {
+                let manager = f.manager.clone();
+                let clock = f.clock.clone();
+                let gate = gate.clone();
+                tasks.push(tokio::spawn(async move {
+                    let s = manager.load(None).await.unwrap();
+                    s.login("alice").unwrap();
+                    // Some logins a millisecond apart, some at the same instant.
+                    if i % 4 == 0 {
+                        clock.advance(std::time::Duration::from_millis(1));
+                    }
+                    gate.wait().await;
+                    let action = s.commit().await.unwrap();
+                    assert!(action.token().is_some(), "every login gets its token");
+                    (s.created_at().unwrap(), s.id().unwrap())
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.push(t.await.unwrap());
+            }
+            all.sort_by(|a, b| b.cmp(a));
+            let want: Vec<_> = all
+                .iter()
+                .take(cap.min(logins))
+                .map(|(_, id)| *id)
+                .collect();
+            let mut kept: Vec<_> = f
+                .manager
+                .list_user("alice")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.id)
+                .collect();
+            kept.sort();
+            let mut want_sorted = want.clone();
+            want_sorted.sort();
+            assert_eq!(
+                kept,
+                want_sorted,
+                "cap {cap}, {logins} concurrent logins: exactly the newest {} stay",
+                cap.min(logins)
+            );
+        }
+    }
+}
+
+/// A login that is not racing another never ends its own session, whatever
+/// the cap: the newest session is always the one just logged in.
+#[tokio::test]
+async fn a_login_never_ends_its_own_session_to_make_room() {
+    let f = fixture(default_config().max_sessions_per_user(1));
+    let mut last = None;
+    for agent in ["1", "2", "3", "4"] {
+        f.clock.advance(MIN);
+        let s = login(&f, "alice", agent).await;
+        assert!(alive(&f, &s).await, "the session just logged in is alive");
+        if let Some(previous) = &last {
+            assert!(!alive(&f, previous).await, "the older one made room");
+        }
+        last = Some(s);
+    }
+    assert_eq!(f.manager.list_user("alice").await.unwrap().len(), 1);
+}
+
+/// Issue 19, item 7: revoking by id while the session rotates in a loop
+/// either ends it or truthfully says it is gone; here it is live throughout,
+/// so the revoke must succeed, and the rotating client is logged out.
+#[tokio::test]
+async fn revoke_by_id_ends_a_session_that_keeps_rotating() {
+    for _ in 0..20 {
+        let f = fixture(default_config());
+        let s = login(&f, "alice", "phone").await;
+        let id = s.id().unwrap();
+        let first = s.token().unwrap().expose();
+        let rotations = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let rotating = {
+            let manager = f.manager.clone();
+            let rotations = rotations.clone();
+            tokio::spawn(async move {
+                let mut token = first;
+                loop {
+                    let s = manager.load(Some(&token)).await.unwrap();
+                    if s.is_new() {
+                        return token;
+                    }
+                    s.rotate();
+                    match s.commit().await {
+                        Ok(action) => token = action.token().unwrap().expose(),
+                        Err(Error::NotFound) => return token,
+                        Err(e) => panic!("rotation: {e:?}"),
+                    }
+                    rotations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        while rotations.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            f.manager.revoke("alice", id).await.unwrap(),
+            "the session is live throughout: revoke must find it, not answer 'gone'"
+        );
+        let last = tokio::time::timeout(std::time::Duration::from_secs(5), rotating)
+            .await
+            .expect("the rotating client is logged out")
+            .unwrap();
+        assert!(f.manager.load(Some(&last)).await.unwrap().is_new());
+        assert!(f.manager.list_user("alice").await.unwrap().is_empty());
+        assert!(
+            !f.manager.revoke("alice", id).await.unwrap(),
+            "then it truthfully reports the session gone"
+        );
+    }
 }

@@ -110,7 +110,7 @@ async fn a_ring_without_the_sealing_key_cannot_open() {
 async fn editing_the_principal_or_creation_time_in_the_store_is_a_decode_error() {
     let f = fixture(default_config().sealing_keys(ring_v1()));
     let s = f.manager.load(None).await.unwrap();
-    s.login("mallory");
+    s.login("mallory").unwrap();
     let token = s.commit().await.unwrap().token().unwrap().expose();
 
     // Someone with write access to the store but no key promotes the session.
@@ -136,7 +136,7 @@ async fn editing_the_principal_or_creation_time_in_the_store_is_a_decode_error()
 async fn a_sealed_record_moved_to_a_key_of_the_attackers_choosing_is_a_decode_error() {
     let f = fixture(default_config().sealing_keys(ring_v1()));
     let s = f.manager.load(None).await.unwrap();
-    s.login("alice");
+    s.login("alice").unwrap();
     s.insert("role", &"admin").unwrap();
     let token = s.commit().await.unwrap().token().unwrap().expose();
     // Rotation re-seals under the new key, so the moved session still opens.

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{default_config, fixture, stored_session, Counting, MIN};
-use session_core::{Error, SessionConfig, SessionManager, TokenAction};
+use session_core::{Clock, Error, SessionConfig, SessionManager, TokenAction};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -224,5 +224,113 @@ async fn shortening_the_absolute_timeout_applies_to_sessions_stored_before() {
     assert!(
         !f.manager.load(Some(&token)).await.unwrap().is_new(),
         "the record itself is still there (the 60-minute manager loads it)"
+    );
+}
+
+/// Issue 19, item 5: the idle extension is computed when the request commits,
+/// and a touch never moves a deadline earlier, so a request that loaded at
+/// minute 6 and commits after one that loaded at minute 8 leaves the deadline
+/// at 18, not 16 (10-minute idle timeout).
+#[tokio::test]
+async fn a_slow_request_never_moves_the_idle_deadline_earlier() {
+    let f = fixture(default_config().touch_after_fraction(0.1));
+    let token = stored_session(&f).await;
+    let created = f.store.inner_record(&token).await.created_at;
+    f.clock.advance(6 * MIN);
+    let slow = f.manager.load(Some(&token)).await.unwrap();
+    f.clock.advance(2 * MIN);
+    let fast = f.manager.load(Some(&token)).await.unwrap();
+    fast.commit().await.unwrap();
+    assert_eq!(
+        f.store.inner_record(&token).await.expires_at,
+        created.saturating_add(18 * MIN),
+        "the request at minute 8 extends the deadline to minute 18"
+    );
+    slow.commit().await.unwrap();
+    assert_eq!(
+        f.store.inner_record(&token).await.expires_at,
+        created.saturating_add(18 * MIN),
+        "the request that loaded at minute 6 and committed later must not pull it back to 16"
+    );
+}
+
+/// Whatever order concurrent requests commit in, the session lives at least
+/// `idle × (1 − touch_after_fraction)` past the latest request.
+#[tokio::test]
+async fn no_commit_order_shortens_the_session_below_the_touch_slack() {
+    const FRACTION: f64 = 0.1;
+    // Every order of four requests that load a minute apart and commit
+    // after all of them have loaded.
+    let orders = permutations(&[0, 1, 2, 3]);
+    assert_eq!(orders.len(), 24);
+    for order in orders {
+        let f = fixture(default_config().touch_after_fraction(FRACTION));
+        let token = stored_session(&f).await;
+        let mut loaded = Vec::new();
+        for _ in 0..4 {
+            f.clock.advance(2 * MIN);
+            loaded.push(f.manager.load(Some(&token)).await.unwrap());
+        }
+        let latest_request = f.clock.now();
+        for i in &order {
+            f.clock.advance(MS);
+            loaded[*i].commit().await.unwrap();
+        }
+        let slack = Duration::from_secs_f64((10 * MIN).as_secs_f64() * (1.0 - FRACTION));
+        let expires = f.store.inner_record(&token).await.expires_at;
+        assert!(
+            expires >= latest_request.saturating_add(slack),
+            "commit order {order:?}: the deadline {expires:?} is sooner than the latest \
+             request + idle × (1 − fraction) = {:?}",
+            latest_request.saturating_add(slack)
+        );
+    }
+}
+
+fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for (i, first) in items.iter().enumerate() {
+        let mut rest = items.to_vec();
+        rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, *first);
+            out.push(tail);
+        }
+    }
+    out
+}
+
+/// A lowered absolute timeout still applies to stored sessions that are
+/// kept busy: no idle extension carries them past the new limit.
+#[tokio::test]
+async fn a_lowered_absolute_timeout_ends_busy_stored_sessions_on_time() {
+    let f = fixture(default_config().touch_after_fraction(0.0));
+    let token = stored_session(&f).await;
+    let created = f.store.inner_record(&token).await.created_at;
+    let strict = SessionManager::with_clock(
+        f.store.clone(),
+        default_config()
+            .touch_after_fraction(0.0)
+            .absolute_timeout(20 * MIN),
+        std::sync::Arc::new(f.clock.clone()),
+    )
+    .unwrap();
+    for _ in 0..6 {
+        f.clock.advance(3 * MIN);
+        let s = strict.load(Some(&token)).await.unwrap();
+        assert!(!s.is_new(), "alive before created_at + 20 min");
+        s.commit().await.unwrap();
+        assert!(
+            f.store.inner_record(&token).await.expires_at <= created.saturating_add(20 * MIN),
+            "an extension never passes the new absolute deadline"
+        );
+    }
+    f.clock.advance(2 * MIN);
+    assert!(
+        strict.load(Some(&token)).await.unwrap().is_new(),
+        "ended at created_at + 20 min, however busy"
     );
 }

@@ -65,7 +65,9 @@ async fn login(
     if !accounts::verify(&body.username, &body.password) {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
     }
-    session.login(body.username.clone());
+    if let Err(e) = session.login(body.username.clone()) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
     session.set_remember(body.remember);
     if let Some(ua) = user_agent(&headers) {
         session.set_meta("user_agent", ua);

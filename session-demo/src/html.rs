@@ -176,7 +176,12 @@ async fn login(
         let _ = session.insert("flash", "Wrong user name or password.");
         return Redirect::to("/").into_response();
     }
-    session.login(user);
+    if session.login(user).is_err() {
+        // The accounts' names all follow the user-name rule; a name that
+        // does not is no account.
+        let _ = session.insert("flash", "Wrong user name or password.");
+        return Redirect::to("/").into_response();
+    }
     session.set_remember(fields.contains_key("remember"));
     if let Some(ua) = user_agent(&headers) {
         session.set_meta("user_agent", ua);

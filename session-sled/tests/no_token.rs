@@ -30,7 +30,7 @@ async fn no_session_token_appears_in_any_tree_or_file() {
         let t = s.commit().await.unwrap().token().unwrap().clone();
         tokens.push(t.clone());
         let s = manager.load_token(t).await.unwrap();
-        s.login(format!("user-{}", n % 3));
+        s.login(format!("user-{}", n % 3)).unwrap();
         let t = s.commit().await.unwrap().token().unwrap().clone();
         tokens.push(t.clone());
         let s = manager.load_token(t).await.unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use session_core::{
-    ManualClock, MemoryStore, Record, Result, SessionConfig, SessionKey, SessionManager,
+    ManualClock, MemoryStore, Record, Result, SessionConfig, SessionId, SessionKey, SessionManager,
     SessionStore, Timestamp,
 };
 
@@ -90,8 +90,19 @@ impl SessionStore for Counting {
         }
         self.inner.delete(key).await
     }
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        bump(&self.deletes);
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Err(session_core::Error::transient("memory", "injected outage"));
+        }
+        self.inner.delete_id(user, id).await
+    }
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
-        self.inner.list_user(user).await
+        // A server round trip gives other requests a turn; so does this.
+        tokio::task::yield_now().await;
+        let listed = self.inner.list_user(user).await;
+        tokio::task::yield_now().await;
+        listed
     }
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         self.inner.delete_user(user, keep).await
