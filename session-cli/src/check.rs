@@ -9,7 +9,6 @@ use session_test_suite::{run_case, Case};
 use tokio::sync::mpsc;
 
 use crate::connection::Connection;
-use crate::error_chain;
 
 /// How long removing one case's namespace may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -101,7 +100,7 @@ async fn run_one(conn: &Connection, case: Case) -> CaseResult {
                 name: case.name,
                 failure: Some(format!(
                     "could not open a fresh namespace: {}",
-                    error_chain(&e)
+                    conn.url().explain_error(&e)
                 )),
                 elapsed: Duration::ZERO,
             }
@@ -112,7 +111,7 @@ async fn run_one(conn: &Connection, case: Case) -> CaseResult {
     let started = Instant::now();
     let cleaned = match tokio::time::timeout(CLEANUP_TIMEOUT, isolated.cleanup()).await {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(error_chain(&e)),
+        Ok(Err(e)) => Some(conn.url().explain_error(&e)),
         Err(_) => Some(format!(
             "timed out after {:?}",
             started.elapsed().max(CLEANUP_TIMEOUT)
@@ -129,7 +128,7 @@ async fn run_one(conn: &Connection, case: Case) -> CaseResult {
     };
     CaseResult {
         name: case.name,
-        failure,
+        failure: failure.map(|f| conn.url().redact_secrets(&f)),
         elapsed: outcome.elapsed,
     }
 }

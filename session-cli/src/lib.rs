@@ -25,26 +25,12 @@
 
 mod check;
 mod connection;
+mod report;
 mod stats;
 mod url;
 
 pub use check::{check, CaseResult};
 pub use connection::{Connection, Isolated};
+pub use report::{error_chain, error_hint};
 pub use stats::Stats;
 pub use url::StoreUrl;
-
-/// An error and all its sources, joined with `": "`; the `Display` of a
-/// backend error alone says only which backend failed.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}

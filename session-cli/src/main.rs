@@ -272,11 +272,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let target = command.url().map(ToString::to_string).unwrap_or_default();
+    let url = command.url().cloned();
     match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {target}: {}", error_chain(&e));
+            match url {
+                Some(url) => eprintln!("error: {url}: {}", url.explain_error(&e)),
+                None => eprintln!("error: {}", error_chain(&e)),
+            }
             ExitCode::FAILURE
         }
     }

@@ -358,7 +358,7 @@ fn redact(url: &str) -> String {
     out
 }
 
-fn is_secret_param(key: &str) -> bool {
+pub(crate) fn is_secret_param(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("pass") || key.contains("pwd") || key.contains("secret") || key == "token"
 }

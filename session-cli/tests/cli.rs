@@ -382,6 +382,21 @@ fn admin_commands_refuse_a_missing_sled_folder_and_create_nothing() {
 }
 
 #[test]
+fn a_sled_folder_another_process_holds_is_reported_with_its_cause_and_a_hint() {
+    let dir = TempDir::new("locked");
+    let held = sled::open(&dir.0).expect("open the sled folder");
+    let out = sessionctl(&["stats", &dir.url()]);
+    drop(held);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not acquire lock"), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with("is the app still running?)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_usage_exits_2_with_a_message() {
     for args in [
         &[][..],

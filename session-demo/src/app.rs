@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use session_axum::{SessionLayer, TransportConfig};
-use session_cli::StoreUrl;
+use session_cli::error_chain;
 use session_core::{PurgeTask, SessionConfig, SessionManager, SessionStore};
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -36,16 +36,20 @@ pub fn router(manager: SessionManager, transport: TransportConfig) -> Router {
 }
 
 /// Opens the store named by `args.store` and builds the manager.
+///
+/// A failure reads `opening URL: error: cause: …`, with a hint where one is
+/// known and without the URL's password ([`session_cli::StoreUrl::explain_error`]).
 pub async fn manager(args: &Args) -> Result<SessionManager, String> {
-    let url = StoreUrl::parse(&args.store).map_err(|e| format!("--store: {e}"))?;
+    let url = &args.store;
     let store: Arc<dyn SessionStore> = url
         .open()
         .await
-        .map_err(|e| format!("opening {url}: {e}"))?;
+        .map_err(|e| format!("opening {url}: {}", url.explain_error(&e)))?;
     let config = SessionConfig::default()
         .idle_timeout(args.idle)
         .absolute_timeout(args.absolute);
-    SessionManager::new(store, config).map_err(|e| format!("session settings: {e}"))
+    SessionManager::new(store, config)
+        .map_err(|e| format!("session settings: {}", url.explain_error(&e)))
 }
 
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
@@ -59,12 +63,12 @@ pub async fn run(args: Args) -> Result<(), String> {
     let purge = PurgeTask::spawn(manager.store().clone(), Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+        .map_err(|e| format!("listening on {}: {}", args.listen, error_chain(&e)))?;
     tracing::info!(store = %args.store, "session demo on http://{}", args.listen);
     axum::serve(listener, router(manager, transport))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| format!("server: {e}"))?;
+        .map_err(|e| format!("server: {}", error_chain(&e)))?;
     purge.shutdown().await;
     Ok(())
 }

@@ -1,14 +1,20 @@
 //! Command-line flags.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use session_cli::StoreUrl;
+
 /// What `session-demo` was asked to do.
+///
+/// The store URL is kept parsed, so `Debug` (like the logs) shows it with
+/// its password as `***`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Args {
-    /// Store URL (`memory:`, `sled:PATH`, `postgres://…`, `redis://…`,
+    /// Store (`memory:`, `sled:PATH`, `postgres://…`, `redis://…`,
     /// `redis+cluster://h:p,h:p`).
-    pub store: String,
+    pub store: StoreUrl,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Plain-http cookies (no `Secure`, no `__Host-` prefix).
@@ -22,7 +28,7 @@ pub struct Args {
 impl Default for Args {
     fn default() -> Self {
         Self {
-            store: "sled:session-demo-data".to_owned(),
+            store: StoreUrl::Sled(PathBuf::from("session-demo-data")),
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             dev_cookies: false,
             idle: Duration::from_secs(30 * 60),
@@ -66,7 +72,10 @@ impl Args {
             };
             match name.as_str() {
                 "-h" | "--help" => return Ok(None),
-                "--store" => args.store = value("a store URL")?,
+                "--store" => {
+                    args.store = StoreUrl::parse(&value("a store URL")?)
+                        .map_err(|e| format!("--store: {e}"))?;
+                }
                 "--listen" => {
                     let v = value("an address")?;
                     args.listen = v.parse().map_err(|_| {
@@ -126,7 +135,7 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert_eq!(a.store, "memory:");
+        assert_eq!(a.store, StoreUrl::Memory);
         assert_eq!(a.listen.port(), 8080);
         assert!(a.dev_cookies);
         assert_eq!(a.idle, Duration::from_secs(60));
@@ -142,11 +151,24 @@ mod tests {
             .unwrap_err()
             .contains("--idle-timeout"));
         assert!(parse(&["--store"]).unwrap_err().contains("needs"));
+        assert!(parse(&["--store", "mysql://db"])
+            .unwrap_err()
+            .contains("--store"));
         assert!(parse(&["--frobnicate"])
             .unwrap_err()
             .contains("unknown flag"));
         assert_eq!(parse(&["--help"]).unwrap(), None);
         let exposed = parse(&["--listen", "0.0.0.0:3000", "--dev-cookies"]).unwrap_err();
         assert!(exposed.contains("loopback"), "{exposed}");
+    }
+
+    #[test]
+    fn debug_of_args_never_shows_the_store_password() {
+        let a = parse(&["--store", "postgres://app:pw-in-args@db/app"])
+            .unwrap()
+            .unwrap();
+        let debug = format!("{a:?}");
+        assert!(!debug.contains("pw-in-args"), "{debug}");
+        assert!(debug.contains("postgres://app:***@db/app"), "{debug}");
     }
 }

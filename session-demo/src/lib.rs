@@ -8,4 +8,5 @@ mod api;
 pub mod app;
 pub mod args;
 mod html;
+pub mod logging;
 mod util;

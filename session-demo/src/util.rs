@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use session_cli::error_chain;
 use session_core::{Error, Timestamp};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -18,9 +19,10 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// A session store failure as a response: 503 when retrying may help.
+/// A session store failure as a response: 503 when retrying may help. The
+/// log line holds the whole cause chain.
 pub fn store_error(e: &Error) -> Response {
-    tracing::error!(error = %e, "session store failed");
+    tracing::error!(error = %error_chain(e), "session store failed");
     if e.is_transient() || matches!(e, Error::Conflict) {
         error(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable")
     } else if matches!(e, Error::NotFound) {

@@ -2,11 +2,12 @@
 
 mod common;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use common::{start, Client};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn me_never_creates_a_session() {
@@ -146,37 +147,135 @@ async fn changes_without_a_json_content_type_are_refused_as_csrf_defence() {
     let c = Client::new(&demo, "test");
     c.login("alice").await;
     for (method, path) in [
-        (axum::http::Method::POST, "/api/logout"),
-        (axum::http::Method::POST, "/api/counter"),
-        (axum::http::Method::POST, "/api/sessions/revoke-others"),
+        (Method::POST, "/api/logout"),
+        (Method::POST, "/api/counter"),
+        (Method::POST, "/api/sessions/revoke-others"),
         (
-            axum::http::Method::DELETE,
+            Method::DELETE,
             "/api/sessions/00000000-0000-0000-0000-000000000000",
         ),
     ] {
-        let form = c
-            .send(
-                method.clone(),
-                path,
-                Some("application/x-www-form-urlencoded"),
-                Vec::new(),
-            )
-            .await;
+        for body in [&b""[..], b"csrf=1"] {
+            let form = c
+                .send(
+                    method.clone(),
+                    path,
+                    Some("application/x-www-form-urlencoded"),
+                    body.to_vec(),
+                )
+                .await;
+            assert_eq!(
+                form.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{method} {path} {body:?}"
+            );
+        }
+        let with_body = c.send(method.clone(), path, None, b"{}".to_vec()).await;
         assert_eq!(
-            form.status,
+            with_body.status,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "{method} {path}"
+            "{method} {path} with a body and no content type"
         );
-        let bare = c.send(method.clone(), path, None, Vec::new()).await;
-        assert_eq!(
-            bare.status,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "{method} {path}"
-        );
+        if method != Method::DELETE {
+            let bare = c.send(method.clone(), path, None, Vec::new()).await;
+            assert_eq!(
+                bare.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{method} {path}"
+            );
+        }
     }
     let me = c.get("/api/me").await.json;
     assert_eq!(me["user"], "alice", "nothing happened");
     assert_eq!(me["count"], 0);
+}
+
+/// Alice on two devices: the phone's client, and the laptop's session id.
+async fn alice_on_a_phone_and_a_laptop(demo: &common::Demo) -> (Client, Client, String) {
+    let phone = Client::new(demo, "phone");
+    let laptop = Client::new(demo, "laptop");
+    phone.login("alice").await;
+    laptop.login("alice").await;
+    let laptop_id = laptop.get("/api/me").await.json["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (phone, laptop, laptop_id)
+}
+
+#[tokio::test]
+async fn a_bodyless_delete_without_content_type_revokes_another_of_the_users_sessions() {
+    let demo = start().await;
+    let (phone, laptop, laptop_id) = alice_on_a_phone_and_a_laptop(&demo).await;
+    // As `fetch(url, {method: "DELETE"})` sends it through this client:
+    // no Content-Type, an empty body (Content-Length: 0).
+    let r = phone
+        .send(
+            Method::DELETE,
+            &format!("/api/sessions/{laptop_id}"),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(laptop.get("/api/me").await.json["user"], Value::Null);
+    assert_eq!(phone.get("/api/me").await.json["user"], "alice");
+}
+
+#[tokio::test]
+async fn a_delete_as_curl_sends_it_without_content_length_revokes_the_session() {
+    let demo = start().await;
+    let (phone, laptop, laptop_id) = alice_on_a_phone_and_a_laptop(&demo).await;
+    // `curl -X DELETE URL`, byte for byte: no Content-Type, no
+    // Content-Length, no body.
+    let request = format!(
+        "DELETE /api/sessions/{laptop_id} HTTP/1.1\r\nHost: {}\r\nUser-Agent: curl/8.0\r\n\
+         Accept: */*\r\nCookie: {}={}\r\nConnection: close\r\n\r\n",
+        demo.addr,
+        common::COOKIE,
+        phone.token().unwrap()
+    );
+    let mut stream = tokio::net::TcpStream::connect(demo.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 204"), "{reply}");
+    assert_eq!(laptop.get("/api/me").await.json["user"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_delete_with_a_body_and_a_non_json_content_type_is_still_refused() {
+    let demo = start().await;
+    let (phone, laptop, laptop_id) = alice_on_a_phone_and_a_laptop(&demo).await;
+    let path = format!("/api/sessions/{laptop_id}");
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = phone
+            .send(Method::DELETE, &path, Some(content_type), b"x=1".to_vec())
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+        assert!(r.json["error"].is_string(), "{}", r.text);
+    }
+    assert_eq!(
+        laptop.get("/api/me").await.json["user"],
+        "alice",
+        "the laptop's session survives"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_content_type_is_still_refused() {
+    let demo = start().await;
+    let (phone, laptop, _) = alice_on_a_phone_and_a_laptop(&demo).await;
+    for path in ["/api/sessions/revoke-others", "/api/logout", "/api/counter"] {
+        let r = phone.send(Method::POST, path, None, Vec::new()).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+    }
+    assert_eq!(laptop.get("/api/me").await.json["user"], "alice");
+    assert_eq!(phone.get("/api/me").await.json["count"], 0);
 }
 
 #[tokio::test]

@@ -1,12 +1,20 @@
 //! A person's walk through the demo in real headless Chromium, driven over
 //! WebDriver: log in, increment, see the sessions table, log out; the cookie's
-//! attributes as the browser stored them; a screenshot under `target/`.
+//! attributes as the browser stored them; a screenshot in
+//! `CARGO_TARGET_TMPDIR`.
+//!
+//! Everything the test writes is under a temp dir: the sled store, and
+//! Chromium's profile and home (its crash-report database and caches) in a
+//! folder that [`Browser`] removes on drop, after killing chromedriver's
+//! whole process group and anything else still using the folder, so that no
+//! Chromium outlives the test, panics included.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 //! Without them the test is skipped loudly, and fails under `CI`.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cookie::SameSite;
@@ -16,23 +24,132 @@ use serde_json::json;
 use session_axum::TransportConfig;
 use session_cli::StoreUrl;
 use session_core::{SessionConfig, SessionManager};
-use tokio::process::Command;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "session-demo-{tag}-{}-{}",
-        std::process::id(),
-        &session_core::SessionToken::generate().key().to_hex()[..8]
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "session-demo-{tag}-{}-{}",
+            std::process::id(),
+            &session_core::SessionToken::generate().key().to_hex()[..8]
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
 }
 
-async fn webdriver(port: u16) -> Client {
-    let profile = scratch("chromium-profile");
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// chromedriver on `port`, in a process group of its own that the Chromium
+/// it starts joins, with `HOME` and the XDG folders in a scratch folder.
+/// Dropping it kills the group and every other process whose command line
+/// names the folder (Chromium's crash handler starts a session of its own),
+/// waits (up to 10 s) until none is left, not even unreaped, then removes the
+/// folder.
+struct Browser {
+    driver: Child,
+    dir: TempDir,
+}
+
+impl Browser {
+    fn start(port: u16) -> Self {
+        let dir = TempDir::new("chromium");
+        let home = dir.0.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        Self { driver, dir }
+    }
+
+    fn profile(&self) -> PathBuf {
+        self.dir.0.join("profile")
+    }
+
+    /// Processes other than this one that are in chromedriver's process
+    /// group (zombies not yet reaped included) or whose command line holds
+    /// the folder.
+    fn stragglers(&self) -> Vec<String> {
+        let group = self.driver.id().to_string();
+        let needle = self.dir.0.to_string_lossy().into_owned();
+        let me = std::process::id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()) && *pid != me)
+            .filter(|pid| {
+                // `pid (comm) state ppid pgrp …`; comm may hold spaces.
+                let in_group = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let after_comm = stat.rsplit_once(')')?.1.to_owned();
+                        after_comm.split_whitespace().nth(2).map(str::to_owned)
+                    })
+                    .is_some_and(|pgrp| pgrp == group);
+                in_group
+                    || std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.stragglers();
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&left)
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // `dir` is removed after this, with every process gone.
+    }
+}
+
+/// Aborts the spawned server when dropped, so the store closes with the test.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn webdriver(port: u16, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -103,8 +220,8 @@ async fn a_person_logs_in_counts_sees_sessions_and_logs_out_in_chromium() {
     // The demo as `cargo run -p session-demo` serves it: sled store, default
     // (Secure, __Host-) cookies. Chromium treats http://localhost as a secure
     // context, so it keeps Secure cookies there.
-    let data = scratch("sled");
-    let store = StoreUrl::parse(&format!("sled:{}", data.display()))
+    let data = TempDir::new("sled");
+    let store = StoreUrl::parse(&format!("sled:{}", data.0.display()))
         .unwrap()
         .open()
         .await
@@ -113,93 +230,87 @@ async fn a_person_logs_in_counts_sees_sessions_and_logs_out_in_chromium() {
     let app = session_demo::app::router(manager.clone(), TransportConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let _server = AbortOnDrop(tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap()
+    }));
 
     let driver_port = session_test_suite::free_loopback_port();
-    let mut driver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromedriver");
-    let c = webdriver(driver_port).await;
+    let browser = Browser::start(driver_port);
+    let c = webdriver(driver_port, &browser.profile()).await;
     let base = format!("http://localhost:{app_port}");
 
-    let result = async {
-        c.goto(&format!("{base}/")).await.unwrap();
-        let form = c.form(Locator::Css("#login")).await.unwrap();
-        form.set_by_name("username", "alice").await.unwrap();
-        form.set_by_name("password", "alice-password")
-            .await
-            .unwrap();
-        form.submit().await.unwrap();
-        wait_text(&c, "#user", "alice").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    let form = c.form(Locator::Css("#login")).await.unwrap();
+    form.set_by_name("username", "alice").await.unwrap();
+    form.set_by_name("password", "alice-password")
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    wait_text(&c, "#user", "alice").await;
 
-        for expected in ["1", "2"] {
-            c.find(Locator::Css("#increment"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
-            wait_text(&c, "#count", expected).await;
-        }
-        let rows = c.find_all(Locator::Css("#sessions tr")).await.unwrap();
-        assert_eq!(rows.len(), 2, "a header row and this device");
-        assert!(text(&c, "#sessions").await.contains("this device"));
-
-        let cookies = c.get_all_cookies().await.unwrap();
-        let session = cookies
-            .iter()
-            .find(|k| k.name() == "__Host-session")
-            .unwrap_or_else(|| panic!("the browser kept the session cookie: {cookies:?}"));
-        assert_eq!(session.value().len(), 43);
-        assert_eq!(session.secure(), Some(true), "Secure");
-        assert_eq!(session.http_only(), Some(true), "HttpOnly");
-        assert_eq!(session.same_site(), Some(SameSite::Lax), "SameSite=Lax");
-        assert_eq!(session.path(), Some("/"), "Path=/");
-        assert!(
-            session.domain().is_none_or(|d| d == "localhost"),
-            "host-only cookie, no Domain attribute: {:?}",
-            session.domain()
-        );
-        // Not readable from page scripts.
-        let seen_by_js = c.execute("return document.cookie", vec![]).await.unwrap();
-        assert!(!seen_by_js.as_str().unwrap_or("").contains("__Host-session"));
-
-        let png = c.screenshot().await.unwrap();
-        let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-demo.png");
-        std::fs::write(&shot, &png).unwrap();
-        assert!(png.starts_with(b"\x89PNG"));
-
-        c.find(Locator::Css("#logout"))
+    for expected in ["1", "2"] {
+        c.find(Locator::Css("#increment"))
             .await
             .unwrap()
             .click()
             .await
             .unwrap();
-        c.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css("#login"))
-            .await
-            .expect("the login form is back");
-        // The logged-in token is gone from the browser and dead on the server.
-        // (The login page itself starts a fresh anonymous session for its
-        // CSRF token, so the browser may hold a new, different cookie.)
-        let logged_in = session.value().to_owned();
-        let after = c.get_all_cookies().await.unwrap();
-        assert!(
-            after
-                .iter()
-                .all(|k| k.name() != "__Host-session" || k.value() != logged_in),
-            "logout replaced the cookie: {after:?}"
-        );
-        assert!(manager.load(Some(&logged_in)).await.unwrap().is_new());
+        wait_text(&c, "#count", expected).await;
     }
-    .await;
+    let rows = c.find_all(Locator::Css("#sessions tr")).await.unwrap();
+    assert_eq!(rows.len(), 2, "a header row and this device");
+    assert!(text(&c, "#sessions").await.contains("this device"));
+
+    let cookies = c.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|k| k.name() == "__Host-session")
+        .unwrap_or_else(|| panic!("the browser kept the session cookie: {cookies:?}"));
+    assert_eq!(session.value().len(), 43);
+    assert_eq!(session.secure(), Some(true), "Secure");
+    assert_eq!(session.http_only(), Some(true), "HttpOnly");
+    assert_eq!(session.same_site(), Some(SameSite::Lax), "SameSite=Lax");
+    assert_eq!(session.path(), Some("/"), "Path=/");
+    assert!(
+        session.domain().is_none_or(|d| d == "localhost"),
+        "host-only cookie, no Domain attribute: {:?}",
+        session.domain()
+    );
+    // Not readable from page scripts.
+    let seen_by_js = c.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(!seen_by_js.as_str().unwrap_or("").contains("__Host-session"));
+
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(shots).unwrap();
+    std::fs::write(shots.join("browser-demo.png"), &png).unwrap();
+
+    c.find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#login"))
+        .await
+        .expect("the login form is back");
+    // The logged-in token is gone from the browser and dead on the server.
+    // (The login page itself starts a fresh anonymous session for its
+    // CSRF token, so the browser may hold a new, different cookie.)
+    let logged_in = session.value().to_owned();
+    let after = c.get_all_cookies().await.unwrap();
+    assert!(
+        after
+            .iter()
+            .all(|k| k.name() != "__Host-session" || k.value() != logged_in),
+        "logout replaced the cookie: {after:?}"
+    );
+    assert!(manager.load(Some(&logged_in)).await.unwrap().is_new());
+
+    // The guards stop the server, chromedriver and Chromium and remove the
+    // folders, on this path and on a panic's.
     let _ = c.close().await;
-    let _ = driver.kill().await;
-    let _ = std::fs::remove_dir_all(&data);
-    result
 }

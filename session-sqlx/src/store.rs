@@ -53,13 +53,25 @@ const DEFAULT_PURGE_BATCH: i64 = 1_000;
 /// let manager = SessionManager::new(Arc::new(store), SessionConfig::default())?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     schema: Ident,
     table: Ident,
     sql: Arc<Queries>,
     purge_batch: i64,
+}
+
+/// Shows where the sessions live, never how to connect: the pool's connect
+/// options hold the database password.
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema.as_str())
+            .field("table", &self.table.as_str())
+            .field("purge_batch", &self.purge_batch)
+            .finish_non_exhaustive()
+    }
 }
 
 fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {

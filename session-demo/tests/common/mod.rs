@@ -57,8 +57,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(demo: &Demo, user_agent: &str) -> Self {
+        Self::at(demo.addr, user_agent)
+    }
+
+    /// A client of a demo served elsewhere (the binary, say).
+    pub fn at(addr: SocketAddr, user_agent: &str) -> Self {
         Self {
-            addr: demo.addr,
+            addr,
             http: Hyper::builder(TokioExecutor::new()).build_http(),
             token: Arc::new(Mutex::new(None)),
             user_agent: user_agent.to_owned(),
