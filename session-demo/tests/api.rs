@@ -40,6 +40,49 @@ async fn the_counter_works_anonymously() {
         .is_ok());
 }
 
+/// Issue 19, item 4: `/api/login` as bob on alice's session does not show
+/// bob alice's counter, nor put her session in his list.
+#[tokio::test]
+async fn login_as_another_user_starts_afresh_and_never_shows_the_previous_users_data() {
+    let demo = start().await;
+    let c = Client::new(&demo, "shared computer");
+    c.login("alice").await;
+    for _ in 0..3 {
+        c.post_empty("/api/counter").await;
+    }
+    let alice = c.get("/api/me").await.json;
+    assert_eq!(alice["count"], 3);
+    let alices_token = c.token().unwrap();
+
+    let r = c.login("bob").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let bob = c.get("/api/me").await.json;
+    assert_eq!(bob["user"], "bob");
+    assert_eq!(bob["count"], 0, "bob does not inherit alice's counter");
+    assert_ne!(bob["session"], alice["session"], "a new session id");
+
+    let sessions = c.get("/api/sessions").await.json;
+    let ids: Vec<&Value> = sessions
+        .as_array()
+        .expect("a list of sessions")
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(
+        ids,
+        vec![&bob["session"]],
+        "only bob's own session is listed"
+    );
+
+    let stale = Client::new(&demo, "shared computer");
+    stale.set_token(Some(alices_token));
+    assert_eq!(
+        stale.get("/api/me").await.json["user"],
+        Value::Null,
+        "alice's session ended when bob logged in"
+    );
+}
+
 #[tokio::test]
 async fn login_issues_a_new_token_keeps_data_and_kills_the_old_token() {
     let demo = start().await;
