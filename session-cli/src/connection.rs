@@ -236,12 +236,14 @@ impl Connection {
                 let nodes = admin.masters().await?;
                 let records = admin.scan(&format!("{}s:*", glob_escape(prefix))).await?;
                 let indexes = admin.scan(&format!("{}u:*", glob_escape(prefix))).await?;
+                let policies = admin.eviction_policies(&self.url).await?;
                 Ok(Stats::redis(
                     self.url.backend(),
                     prefix,
                     nodes.len(),
                     records.len() as u64,
                     indexes.len() as u64,
+                    &policies,
                 ))
             }
         }
@@ -374,11 +376,15 @@ fn glob_escape(literal: &str) -> String {
 }
 
 fn redis_err(e: RedisError) -> Error {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        Error::transient("redis", e)
-    } else {
-        Error::backend("redis", e)
-    }
+    session_redis::redis_error(e)
+}
+
+/// The user a Redis URL names (`default` when none).
+fn redis_user(url: &str) -> String {
+    redis::parse_redis_url(url)
+        .map(|u| u.username().to_owned())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
 }
 
 /// A plain Redis connection for what the store does not offer: scanning and
@@ -406,7 +412,13 @@ impl RedisAdmin {
                     .set_number_of_retries(2);
                 let manager = ConnectionManager::new_with_config(client, config)
                     .await
-                    .map_err(redis_err)?;
+                    .map_err(|e| session_redis::connect_error(e, &redis_user(url)))?;
+                // A server that wants a password answers NOAUTH only now.
+                let mut ping = manager.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut ping)
+                    .await
+                    .map_err(|e| session_redis::connect_error(e, &redis_user(url)))?;
                 Ok(Self::Single(manager))
             }
             StoreUrl::RedisCluster(nodes) => {
@@ -416,11 +428,62 @@ impl RedisAdmin {
                     .retries(3)
                     .build()
                     .map_err(|e| invalid(format!("bad Redis Cluster URL: {e}")))?;
-                let conn = client.get_async_connection().await.map_err(redis_err)?;
+                let user = nodes.first().map(|n| redis_user(n)).unwrap_or_default();
+                let conn = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| session_redis::connect_error(e, &user))?;
+                let mut ping = conn.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut ping)
+                    .await
+                    .map_err(|e| session_redis::connect_error(e, &user))?;
                 Ok(Self::Cluster(conn))
             }
             _ => unreachable!("only Redis URLs get a Redis connection"),
         }
+    }
+
+    /// `maxmemory-policy` of the server, or of each seed node of a cluster,
+    /// from `INFO memory` (which managed services allow where `CONFIG GET`
+    /// is often refused), as `(node, policy)`; the node is empty for a
+    /// standalone server.
+    async fn eviction_policies(&self, url: &StoreUrl) -> Result<Vec<(String, String)>> {
+        let policy_of = |info: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+                .map(|p| p.trim().to_owned())
+        };
+        let mut out = Vec::new();
+        match (self, url) {
+            (Self::Single(c), _) => {
+                let info: String = redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(&mut c.clone())
+                    .await
+                    .map_err(redis_err)?;
+                out.extend(policy_of(&info).map(|p| (String::new(), p)));
+            }
+            (Self::Cluster(_), StoreUrl::RedisCluster(nodes)) => {
+                for node in nodes {
+                    let client = redis::Client::open(node.as_str())
+                        .map_err(|e| invalid(format!("bad Redis URL: {e}")))?;
+                    let mut c = client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(|e| session_redis::connect_error(e, &redis_user(node)))?;
+                    let info: String = redis::cmd("INFO")
+                        .arg("memory")
+                        .query_async(&mut c)
+                        .await
+                        .map_err(redis_err)?;
+                    let shown = StoreUrl::RedisCluster(vec![node.clone()]).to_string();
+                    out.extend(policy_of(&info).map(|p| (shown, p)));
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
     }
 
     /// The master nodes as `(host, port)`: the one server, or every master of

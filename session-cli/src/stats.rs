@@ -26,6 +26,9 @@ pub struct Stats {
     /// Anything wrong that was found (e.g. sled index entries that disagree
     /// with the records). Empty when all is well.
     pub problems: Vec<String>,
+    /// Settings that work but can hurt (e.g. a Redis eviction policy that
+    /// logs users out when memory runs short).
+    pub warnings: Vec<String>,
 }
 
 impl Stats {
@@ -35,6 +38,7 @@ impl Stats {
             location: "this process (a memory: store starts empty and is not shared)".into(),
             counts: vec![("records", 0)],
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -66,6 +70,7 @@ impl Stats {
             location: format!("folder {path}, trees sessions.*"),
             counts,
             problems,
+            warnings: Vec::new(),
         }
     }
 
@@ -80,6 +85,7 @@ impl Stats {
                 ("users with live sessions", n(users)),
             ],
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -89,6 +95,7 @@ impl Stats {
         masters: usize,
         records: u64,
         indexes: u64,
+        policies: &[(String, String)],
     ) -> Self {
         let cluster = backend == "redis-cluster";
         let mut counts = vec![
@@ -98,11 +105,17 @@ impl Stats {
         if cluster {
             counts.push(("master nodes scanned", masters as u64));
         }
+        let warnings = policies
+            .iter()
+            .filter(|(_, policy)| policy != "noeviction")
+            .map(|(node, policy)| eviction_warning(node, policy))
+            .collect();
         Self {
             backend,
             location: format!("keys {prefix}*"),
             counts,
             problems: Vec::new(),
+            warnings,
         }
     }
 
@@ -131,6 +144,25 @@ impl fmt::Display for Stats {
         for problem in &self.problems {
             writeln!(f, "problem: {problem}")?;
         }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
+        }
         Ok(())
     }
+}
+
+/// What an evicting `maxmemory-policy` means for sessions. Every session key
+/// has a deadline, so the `volatile-*` policies evict them as readily as the
+/// `allkeys-*` ones.
+fn eviction_warning(node: &str, policy: &str) -> String {
+    let at = if node.is_empty() {
+        String::new()
+    } else {
+        format!(" on {node}")
+    };
+    format!(
+        "maxmemory-policy is {policy}{at}: when memory runs short Redis evicts session keys, \
+         which silently logs users out. Use noeviction: writes then fail fast (HTTP 503 with \
+         Retry-After) until memory is freed, and no session is lost."
+    )
 }

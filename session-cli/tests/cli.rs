@@ -479,3 +479,66 @@ fn revoke_all_needs_yes_then_ends_every_session_of_every_user() {
         assert!(runtime.block_on(store.load(&r.key)).unwrap().is_none());
     }
 }
+
+/// Issue 20, item 7: `sessionctl stats` warns when the server's eviction
+/// policy would drop session keys (silently logging users out), and says
+/// nothing under `noeviction`.
+#[test]
+fn stats_warns_when_the_redis_eviction_policy_drops_sessions() {
+    const TEST: &str = "stats_warns_when_the_redis_eviction_policy_drops_sessions";
+    // Needs only the redis-server binary, which CI has with the shared server.
+    if server_or_skip("SESSION_TEST_REDIS_URL", TEST).is_none() {
+        return;
+    }
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    for (policy, warned) in [
+        ("allkeys-lru", true),
+        ("volatile-ttl", true),
+        ("noeviction", false),
+    ] {
+        let port = session_test_suite::free_loopback_port();
+        let _server = Killed(
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(["--maxmemory", "64mb", "--maxmemory-policy", policy])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("start redis-server"),
+        );
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut out = sessionctl(&["stats", &url]);
+        for _ in 0..100 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            out = sessionctl(&["stats", &url]);
+        }
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "a warning is not a failure: {stdout}{}",
+            text(&out.stderr)
+        );
+        let warning = stdout
+            .lines()
+            .find(|l| l.starts_with("warning: maxmemory-policy"));
+        assert_eq!(warning.is_some(), warned, "policy {policy}:\n{stdout}");
+        if let Some(w) = warning {
+            assert!(w.contains(policy) && w.contains("logs users out"), "{w}");
+        }
+    }
+}

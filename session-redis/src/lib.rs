@@ -8,4 +8,5 @@ mod scripts;
 mod store;
 mod value;
 
+pub use error::{connect_error, redis_error};
 pub use store::{RedisOptions, RedisStore};

@@ -14,7 +14,7 @@ use session_core::{
     newest_per_session, Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp,
 };
 
-use crate::error::{redis_err, unexpected};
+use crate::error::{connect_err, redis_err, unexpected};
 use crate::scripts::{Call, Scripts};
 use crate::value::{self, Stored};
 
@@ -28,6 +28,7 @@ pub struct RedisOptions {
     prefix: String,
     connect_timeout: Duration,
     response_timeout: Duration,
+    tls_root: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -36,6 +37,7 @@ impl Default for RedisOptions {
             prefix: "session:".to_owned(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
+            tls_root: None,
         }
     }
 }
@@ -58,6 +60,23 @@ impl RedisOptions {
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
+    }
+
+    /// For `rediss://` (TLS): trust the certificate authorities in `pem`
+    /// (one or more PEM certificates) instead of the system's, as for a
+    /// server whose certificate a private CA signed. Without it, the
+    /// system's roots are used (and `SSL_CERT_FILE`, when set, names the
+    /// file to read them from).
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
+    fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        self.tls_root.as_ref().map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
     }
 }
 
@@ -182,11 +201,26 @@ fn user_flag(r: &Record) -> &'static str {
 }
 
 impl RedisStore {
-    /// Connects to a standalone server (`redis://`, `rediss://` if the redis
-    /// crate was built with TLS, `redis+unix://`). The connection manager
-    /// reconnects on its own after the server restarts.
+    /// Connects to a standalone server (`redis://`, `rediss://` for TLS,
+    /// `redis+unix://`). The connection manager reconnects on its own after
+    /// the server restarts.
+    ///
+    /// The connection is checked with a `PING` before this returns, so a
+    /// server that wants a password the URL does not give, or a wrong
+    /// password, fails here once with a clear, permanent error ("authentication
+    /// required", "wrong password for Redis user …"), not on every later call.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let client = match options.tls_certificates() {
+            Some(certs) => redis::Client::build_with_tls(url, certs),
+            None => redis::Client::open(url),
+        }
+        .map_err(|e| Error::InvalidInput(format!("bad Redis URL: {e}")))?;
+        let user = client
+            .get_connection_info()
+            .redis_settings()
+            .username()
+            .unwrap_or("default")
+            .to_owned();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout))
@@ -194,20 +228,48 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(redis_err)?;
-        Ok(Self::new(Conn::Single(manager), &options))
+            .map_err(|e| connect_err(e, &user))?;
+        let store = Self::new(Conn::Single(manager), &options);
+        store.check_connection(&user).await?;
+        Ok(store)
     }
 
-    /// Connects to a Redis Cluster through any of its nodes.
+    /// One `PING`: a server that needs authentication answers `NOAUTH`.
+    async fn check_connection(&self, user: &str) -> Result<()> {
+        self.conn
+            .clone()
+            .send::<String>(&redis::cmd("PING"))
+            .await
+            .map(drop)
+            .map_err(|e| connect_err(e, user))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://` or,
+    /// for TLS, `rediss://` node URLs). Checked like [`connect`](Self::connect).
     pub async fn connect_cluster(nodes: &[&str], options: RedisOptions) -> Result<Self> {
-        let client = ClusterClientBuilder::new(nodes.to_vec())
+        let mut builder = ClusterClientBuilder::new(nodes.to_vec())
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.response_timeout)
-            .retries(3)
+            .retries(3);
+        if let Some(certs) = options.tls_certificates() {
+            builder = builder.certs(certs);
+        }
+        let client = builder
             .build()
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let conn = client.get_async_connection().await.map_err(redis_err)?;
-        Ok(Self::new(Conn::Cluster(conn), &options))
+            .map_err(|e| Error::InvalidInput(format!("bad Redis Cluster URL: {e}")))?;
+        let user = nodes
+            .first()
+            .and_then(|n| redis::parse_redis_url(n))
+            .map(|u| u.username().to_owned())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "default".to_owned());
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| connect_err(e, &user))?;
+        let store = Self::new(Conn::Cluster(conn), &options);
+        store.check_connection(&user).await?;
+        Ok(store)
     }
 
     /// Uses a connection manager the application already has.

@@ -5,94 +5,19 @@
 mod common;
 
 use std::io::Write as _;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{cluster_nodes, delete_prefix, random_prefix, CLUSTER_VAR, URL_VAR};
+use common::{
+    cluster_nodes, delete_prefix, random_prefix, OwnServer, TempDir, CLUSTER_VAR, URL_VAR,
+};
 use redis::AsyncCommands;
 use session_core::{Record, SessionConfig, SessionManager, SessionStore, Timestamp};
 use session_redis::{RedisOptions, RedisStore};
 use session_test_suite::{fault, free_loopback_port, url_or_skip};
-use tokio::process::{Child, Command};
 
 fn record(user: Option<&str>, ttl: Duration) -> Record {
     session_test_suite::cases::record_expiring_in(user, ttl)
-}
-
-/// A redis-server of our own on a free loopback port, killed on drop. It
-/// keeps an append-only file, fsynced on every write, in `dir`, so a restart
-/// on the same directory shows whether acknowledged writes were durable.
-struct OwnServer {
-    port: u16,
-    child: Child,
-}
-
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "session-redis-{tag}-{}-{}",
-            std::process::id(),
-            &session_core::SessionToken::generate().key().to_hex()[..12]
-        ));
-        std::fs::create_dir_all(&dir).expect("create the redis directory");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl OwnServer {
-    async fn start(port: u16, dir: &TempDir) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(&dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start redis-server (is it installed?)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).unwrap();
-        for _ in 0..100 {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-                {
-                    return Self { port, child };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on port {port} did not come up");
-    }
-
-    /// Kills the server (SIGKILL: no shutdown, no final save).
-    async fn kill(mut self) {
-        self.child.kill().await.expect("kill redis-server");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,13 @@ pub fn scan_prefix(prefix: &str) -> redis::ScanOptions {
 pub async fn delete_prefix(nodes: &[String], prefix: &str) {
     for node in nodes {
         let client = redis::Client::open(node.as_str()).expect("node URL");
+        delete_prefix_on(client, prefix).await;
+    }
+}
+
+/// Deletes every key under `prefix` on the server `client` names.
+pub async fn delete_prefix_on(client: redis::Client, prefix: &str) {
+    {
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
@@ -97,5 +104,165 @@ pub async fn cluster_store() -> Provision {
         .unwrap_or_else(|e| panic!("connect to the cluster in {CLUSTER_VAR} ({list}): {e}"));
     TestStore::new(Arc::new(store))
         .with_cleanup(move || async move { delete_prefix(&nodes, &prefix).await })
+        .into()
+}
+
+/// A redis-server of our own on a free loopback port, killed on drop (and
+/// by [`OwnServer::kill`]).
+pub struct OwnServer {
+    pub port: u16,
+    child: tokio::process::Child,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "session-redis-{tag}-{}-{}",
+            std::process::id(),
+            &SessionToken::generate().key().to_hex()[..12]
+        ));
+        std::fs::create_dir_all(&dir).expect("create the redis directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl OwnServer {
+    /// A server that keeps an append-only file, fsynced on every write, in
+    /// `dir`, so a restart on the same directory shows whether acknowledged
+    /// writes were durable.
+    pub async fn start(port: u16, dir: &TempDir) -> Self {
+        Self::start_with(
+            port,
+            dir,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        )
+        .await
+    }
+
+    /// A server on `port` (plain TCP) with `args` added to its command line.
+    /// Up once the port accepts connections (a server that wants a password
+    /// or TLS would refuse a plain PING).
+    pub async fn start_with(port: u16, dir: &TempDir, args: &[&str]) -> Self {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(args)
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start redis-server (is it installed?)");
+        Self::wait_for(port).await;
+        Self { port, child }
+    }
+
+    /// Waits until something listens on `port`.
+    pub async fn wait_for(port: u16) {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {port} did not come up");
+    }
+
+    /// Kills the server (SIGKILL: no shutdown, no final save).
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill redis-server");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+pub const TLS_URL_VAR: &str = "SESSION_TEST_REDIS_TLS_URL";
+pub const TLS_CA_VAR: &str = "SESSION_TEST_REDIS_TLS_CA_FILE";
+pub const TLS_CLUSTER_VAR: &str = "SESSION_TEST_REDIS_TLS_CLUSTER_URLS";
+pub const TLS_CLUSTER_CA_VAR: &str = "SESSION_TEST_REDIS_TLS_CLUSTER_CA_FILE";
+
+/// The PEM CA certificate in the file `var` names (set beside a TLS URL).
+pub fn tls_ca(var: &str, url_var: &str) -> Vec<u8> {
+    let file = std::env::var(var)
+        .unwrap_or_else(|_| panic!("{url_var} is set, so {var} must name its CA certificate"));
+    std::fs::read(&file).unwrap_or_else(|e| panic!("read {file}: {e}"))
+}
+
+/// Deletes `prefix` on every node, trusting `ca`.
+async fn delete_prefix_tls(nodes: &[String], ca: &[u8], prefix: &str) {
+    for node in nodes {
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.to_vec()),
+        };
+        let client = redis::Client::build_with_tls(node.as_str(), certs).expect("TLS client");
+        delete_prefix_on(client, prefix).await;
+    }
+}
+
+/// A store under a fresh prefix on the TLS server in
+/// `SESSION_TEST_REDIS_TLS_URL` (`rediss://…`), trusting the private CA in
+/// the PEM file `SESSION_TEST_REDIS_TLS_CA_FILE`.
+pub async fn tls_store() -> Provision {
+    let url = match server_url(TLS_URL_VAR) {
+        Ok(url) => url,
+        Err(skip) => return skip,
+    };
+    let ca = tls_ca(TLS_CA_VAR, TLS_URL_VAR);
+    let prefix = random_prefix();
+    let options = RedisOptions::default()
+        .prefix(prefix.clone())
+        .tls_root_certificates(ca.clone());
+    let store = RedisStore::connect(&url, options)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {TLS_URL_VAR} ({url}): {e}"));
+    TestStore::new(Arc::new(store))
+        .with_cleanup(move || async move { delete_prefix_tls(&[url], &ca, &prefix).await })
+        .into()
+}
+
+/// A store under a fresh prefix on the TLS cluster in
+/// `SESSION_TEST_REDIS_TLS_CLUSTER_URLS` (`rediss://` node URLs), trusting
+/// the CA in `SESSION_TEST_REDIS_TLS_CLUSTER_CA_FILE`.
+pub async fn tls_cluster_store() -> Provision {
+    let list = match server_url(TLS_CLUSTER_VAR) {
+        Ok(list) => list,
+        Err(skip) => return skip,
+    };
+    let ca = tls_ca(TLS_CLUSTER_CA_VAR, TLS_CLUSTER_VAR);
+    let nodes = cluster_nodes(&list);
+    let prefix = random_prefix();
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let options = RedisOptions::default()
+        .prefix(prefix.clone())
+        .tls_root_certificates(ca.clone());
+    let store = RedisStore::connect_cluster(&refs, options)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("connect to the TLS cluster in {TLS_CLUSTER_VAR} ({list}): {e}")
+        });
+    TestStore::new(Arc::new(store))
+        .with_cleanup(move || async move { delete_prefix_tls(&nodes, &ca, &prefix).await })
         .into()
 }

@@ -1,0 +1,212 @@
+//! Set-ups production Redis deployments use, each on a redis-server of the
+//! test's own: a password (`requirepass` and ACL users), and `maxmemory` with
+//! `noeviction`.
+
+mod common;
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use common::{OwnServer, TempDir, URL_VAR};
+use session_core::{Error, SessionStore};
+use session_redis::{RedisOptions, RedisStore};
+use session_test_suite::{cases, free_loopback_port, url_or_skip};
+
+/// The whole cause chain of an error, as a person reads it.
+fn chain(e: &Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+async fn connect_err(url: &str) -> Error {
+    RedisStore::connect(url, RedisOptions::default())
+        .await
+        .expect_err("connect must fail")
+}
+
+/// Issue 20, item 6: a server that wants a password refuses a URL without
+/// one once, at connect, with a clear permanent error; a wrong password
+/// says whose; neither message holds the password; the right password and
+/// an ACL user work.
+#[tokio::test]
+async fn authentication_failures_are_one_clear_permanent_error_at_connect() {
+    const TEST: &str = "authentication_failures_are_one_clear_permanent_error_at_connect";
+    // Needs only the redis-server binary, which CI has with the shared server.
+    if url_or_skip(URL_VAR, TEST).is_none() {
+        return;
+    }
+    let secret = format!(
+        "pw-{}",
+        &session_core::SessionToken::generate().expose()[..16]
+    );
+    let port = free_loopback_port();
+    let dir = TempDir::new("auth");
+    let server = OwnServer::start_with(port, &dir, &["--save", "", "--requirepass", &secret]).await;
+    let base = format!("127.0.0.1:{port}");
+
+    let missing = connect_err(&format!("redis://{base}")).await;
+    let text = chain(&missing);
+    assert!(text.contains("authentication required"), "{text}");
+    assert!(
+        !missing.is_transient(),
+        "a missing password is permanent: {text}"
+    );
+
+    let wrong = connect_err(&format!("redis://:not-{secret}@{base}")).await;
+    let text = chain(&wrong);
+    assert!(
+        text.contains("wrong password for Redis user \"default\""),
+        "{text}"
+    );
+    assert!(!wrong.is_transient(), "{text}");
+    assert!(
+        !text.contains(&secret),
+        "the password never appears: {text}"
+    );
+
+    let store = RedisStore::connect(
+        &format!("redis://:{secret}@{base}"),
+        RedisOptions::default(),
+    )
+    .await
+    .expect("the right password connects");
+    let r = cases::new_record(Some("alice"));
+    store.create(&r).await.expect("and the store works");
+
+    // An ACL user with its own password.
+    let admin = redis::Client::open(format!("redis://:{secret}@{base}")).unwrap();
+    let mut c = admin.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(format!(">{secret}-app"))
+        .arg("~*")
+        .arg("+@all")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let acl = RedisStore::connect(
+        &format!("redis://app:{secret}-app@{base}"),
+        RedisOptions::default(),
+    )
+    .await
+    .expect("an ACL user connects");
+    assert_eq!(acl.load(&r.key).await.unwrap(), Some(r.clone()));
+    let wrong_acl = connect_err(&format!("redis://app:nope@{base}")).await;
+    let text = chain(&wrong_acl);
+    assert!(
+        text.contains("wrong password for Redis user \"app\""),
+        "{text}"
+    );
+    server.kill().await;
+}
+
+/// Issue 20, item 7: at `maxmemory` with `noeviction`, writes fail at once
+/// with a transient error (the HTTP layer answers 503 with `Retry-After`)
+/// whose chain names the cause; once memory is freed, writes work again.
+#[tokio::test]
+async fn writes_at_maxmemory_fail_fast_as_transient_errors_and_recover() {
+    const TEST: &str = "writes_at_maxmemory_fail_fast_as_transient_errors_and_recover";
+    if url_or_skip(URL_VAR, TEST).is_none() {
+        return;
+    }
+    let port = free_loopback_port();
+    let dir = TempDir::new("oom");
+    let server = OwnServer::start_with(
+        port,
+        &dir,
+        &[
+            "--save",
+            "",
+            "--maxmemory",
+            "4mb",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+    )
+    .await;
+    let store = RedisStore::connect(&server.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let mut stored = Vec::new();
+    let refused = loop {
+        let mut r = cases::new_record(Some("alice"));
+        r.data = vec![7; 256 * 1024];
+        match store.create(&r).await {
+            Ok(()) => stored.push(r),
+            Err(e) => break e,
+        }
+        assert!(stored.len() < 64, "4 MiB of maxmemory never ran out");
+    };
+    let text = chain(&refused);
+    assert!(
+        refused.is_transient(),
+        "out of memory passes: transient; got {text}"
+    );
+    assert!(text.contains("OOM"), "the cause is named: {text}");
+
+    // Fast: timed for the record, not asserted (a busy machine is slow).
+    let started = Instant::now();
+    let mut r = cases::new_record(Some("alice"));
+    r.data = vec![7; 256 * 1024];
+    let again = store.create(&r).await.expect_err("still full");
+    let took = started.elapsed();
+    assert!(again.is_transient());
+    eprintln!(
+        "redis OOM: a refused write took {took:?} after {} records",
+        stored.len()
+    );
+
+    let first = stored.first().expect("some writes fit").clone();
+    let mut update = cases::next_version(&first, b"small");
+    update.data = vec![1; 16];
+    for r in &stored[1..] {
+        assert!(store.delete(&r.key).await.expect("deletes work when full"));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store
+        .update(&update, 1)
+        .await
+        .expect("writes work again once memory is freed");
+    server.kill().await;
+}
+
+/// Issue 20, items 5 and 9: without the private CA, a `rediss://` connect
+/// fails once with a permanent error that says how to trust the CA; with it,
+/// the store works.
+#[tokio::test]
+async fn an_untrusted_tls_certificate_is_a_permanent_error_that_names_the_fix() {
+    const TEST: &str = "an_untrusted_tls_certificate_is_a_permanent_error_that_names_the_fix";
+    let Some(url) = url_or_skip(common::TLS_URL_VAR, TEST) else {
+        return;
+    };
+    let untrusted = connect_err(&url).await;
+    let text = chain(&untrusted);
+    assert!(
+        !untrusted.is_transient(),
+        "a certificate problem is a setting: {text}"
+    );
+    assert!(
+        text.contains("TLS") && text.contains("tls_root_certificates"),
+        "{text}"
+    );
+    let ca = common::tls_ca(common::TLS_CA_VAR, common::TLS_URL_VAR);
+    let store = RedisStore::connect(
+        &url,
+        RedisOptions::default()
+            .prefix(common::random_prefix())
+            .tls_root_certificates(ca),
+    )
+    .await
+    .expect("with the CA trusted, TLS connects");
+    let r = cases::new_record(None);
+    store.create(&r).await.unwrap();
+    assert!(store.delete(&r.key).await.unwrap());
+}
