@@ -17,7 +17,8 @@ use crate::sql::Queries;
 
 const DEFAULT_PURGE_BATCH: i64 = 1_000;
 
-/// A [`SessionStore`] on PostgreSQL, through a sqlx [`PgPool`].
+/// A [`SessionStore`] on PostgreSQL, through a sqlx
+/// [`PgPool`](https://docs.rs/sqlx/0.9/sqlx/type.PgPool.html).
 ///
 /// One row per session in `schema.table` (default `public.sessions`):
 /// `key bytea` primary key (the token's SHA-256, never the token),
