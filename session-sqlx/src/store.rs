@@ -187,6 +187,13 @@ impl PostgresStore {
     /// other instead of failing.
     pub async fn migrate(&self) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // `IF NOT EXISTS` on every start makes the server send "already
+        // exists, skipping" notices, which sqlx logs at INFO: not news.
+        // Scoped to this transaction; warnings and errors still come through.
+        sqlx::query("SET LOCAL client_min_messages = warning")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(format!("session-sqlx:{}", self.schema.as_str()))
             .execute(&mut *tx)
