@@ -5,6 +5,36 @@
 //! Cookies default to `__Host-session; Secure; HttpOnly; SameSite=Lax; Path=/`
 //! with no `Domain`; see [`TransportConfig`] for development mode and bearer
 //! tokens.
+//!
+//! # Example
+//!
+//! A counter per visitor; add a store from `session-sled`, `session-sqlx` or
+//! `session-redis` in place of [`MemoryStore`](session_core::MemoryStore):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{routing::post, Router};
+//! use session_axum::{CurrentSession, SessionLayer, TransportConfig};
+//! use session_core::{MemoryStore, SessionConfig, SessionManager};
+//!
+//! async fn count(session: CurrentSession) -> String {
+//!     match session.modify("n", |n: Option<u64>| n.unwrap_or(0) + 1).await {
+//!         Ok(n) => n.to_string(),
+//!         Err(e) => format!("error: {e}"),
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let manager = SessionManager::new(Arc::new(MemoryStore::new()), SessionConfig::default())?;
+//!     let app: Router = Router::new()
+//!         .route("/count", post(count))
+//!         .layer(SessionLayer::new(manager, TransportConfig::default()));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
 
 mod config;
 mod cookies;

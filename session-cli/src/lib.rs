@@ -29,6 +29,12 @@ mod report;
 mod stats;
 mod url;
 
+/// The README's Rust snippets, compiled (and run unless `no_run`) as doctests
+/// of this crate: it is the one that sees every backend.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use check::{check, CaseResult};
 pub use connection::{Connection, Isolated};
 pub use report::{error_chain, error_hint};

@@ -35,6 +35,21 @@ pub fn router(manager: SessionManager, transport: TransportConfig) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
 }
 
+/// How the demo takes tokens: the `__Host-session` cookie (plain `session`
+/// with `dev_cookies`), and `Authorization: Bearer` for API clients, which
+/// get new tokens in the `session-token` response header instead of a cookie.
+///
+/// Bearer requests need no CSRF defence (a browser never adds the header on
+/// its own); a request that sends both uses the bearer token.
+pub fn transport(dev_cookies: bool) -> TransportConfig {
+    let cookies = if dev_cookies {
+        TransportConfig::development()
+    } else {
+        TransportConfig::default()
+    };
+    cookies.with_bearer()
+}
+
 /// Opens the store named by `args.store` and builds the manager.
 ///
 /// A failure reads `opening URL: error: cause: …`, with a hint where one is
@@ -55,11 +70,7 @@ pub async fn manager(args: &Args) -> Result<SessionManager, String> {
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn run(args: Args) -> Result<(), String> {
     let manager = manager(&args).await?;
-    let transport = if args.dev_cookies {
-        TransportConfig::development()
-    } else {
-        TransportConfig::default()
-    };
+    let transport = transport(args.dev_cookies);
     let purge = PurgeTask::spawn(manager.store().clone(), Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -88,6 +88,15 @@ impl Args {
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
+        if args.idle > args.absolute {
+            return Err(format!(
+                "--idle-timeout ({}s) is longer than --absolute-timeout ({}s): a session \
+                 ends at the absolute timeout whatever its activity, so the idle timeout \
+                 would never apply; lower it or raise --absolute-timeout",
+                args.idle.as_secs(),
+                args.absolute.as_secs()
+            ));
+        }
         if args.dev_cookies && !args.listen.ip().is_loopback() {
             return Err(format!(
                 "--dev-cookies sends session cookies without Secure: only on a loopback \
@@ -160,6 +169,18 @@ mod tests {
         assert_eq!(parse(&["--help"]).unwrap(), None);
         let exposed = parse(&["--listen", "0.0.0.0:3000", "--dev-cookies"]).unwrap_err();
         assert!(exposed.contains("loopback"), "{exposed}");
+    }
+
+    #[test]
+    fn an_idle_timeout_longer_than_the_absolute_one_is_refused_with_both_values() {
+        let e = parse(&["--idle-timeout", "7200", "--absolute-timeout", "3600"]).unwrap_err();
+        assert!(e.contains("--idle-timeout (7200s)"), "{e}");
+        assert!(e.contains("--absolute-timeout (3600s)"), "{e}");
+        // Equal is fine, and so is a short absolute timeout with a shorter idle one.
+        assert!(parse(&["--idle-timeout", "60", "--absolute-timeout", "60"]).is_ok());
+        assert!(parse(&["--idle-timeout", "30", "--absolute-timeout", "60"]).is_ok());
+        // The default idle timeout (30 min) against a short absolute one.
+        assert!(parse(&["--absolute-timeout", "60"]).is_err());
     }
 
     #[test]

@@ -10,11 +10,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use session_axum::CurrentSession;
-use session_core::SessionId;
+use session_core::{SessionId, Timestamp};
 
 use crate::accounts;
 use crate::app::AppState;
-use crate::util::{escape, random_token, rfc3339, store_error, user_agent};
+use crate::device;
+use crate::util::{escape, random_token, store_error, time_html, user_agent};
 
 /// `/` and the `/form/...` posts.
 pub fn routes() -> Router<AppState> {
@@ -118,6 +119,7 @@ async fn page(State(state): State<AppState>, session: CurrentSession) -> Respons
                 escape(&user)
             );
             let current = session.id();
+            let now = Timestamp::now();
             match state.manager.list_user(&user).await {
                 Ok(list) => {
                     let _ = write!(
@@ -129,8 +131,7 @@ async fn page(State(state): State<AppState>, session: CurrentSession) -> Respons
                         let device = info
                             .meta
                             .get("user_agent")
-                            .map(String::as_str)
-                            .unwrap_or("unknown");
+                            .map_or_else(|| "unknown".to_owned(), |ua| device::describe(ua));
                         let action = if this {
                             "<em>this device</em>".to_owned()
                         } else {
@@ -142,9 +143,9 @@ async fn page(State(state): State<AppState>, session: CurrentSession) -> Respons
                         let _ = write!(
                             body,
                             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-                            rfc3339(info.created_at),
-                            rfc3339(info.last_active),
-                            escape(device)
+                            time_html(info.created_at, now),
+                            time_html(info.last_active, now),
+                            escape(&device)
                         );
                     }
                     body.push_str("</table></section>");
@@ -153,9 +154,13 @@ async fn page(State(state): State<AppState>, session: CurrentSession) -> Respons
             }
         }
     }
+    let whose = match session.user() {
+        Some(user) => format!("{}'s counter", escape(&user)),
+        None => "Your counter (signed out)".to_owned(),
+    };
     let _ = write!(
         body,
-        "<section><h2>Counter</h2><p>Count: <strong id=\"count\">{count}</strong></p>\
+        "<section><h2 id=\"counter\">{whose}</h2><p>Count: <strong id=\"count\">{count}</strong></p>\
          <form method=\"post\" action=\"/form/counter\">{hidden}<button id=\"increment\">Increment</button></form></section>\
          <p class=\"muted\">JSON API under <code>/api</code>: login, logout, me, counter, sessions.</p></body></html>"
     );

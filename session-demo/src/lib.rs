@@ -7,6 +7,7 @@ pub mod accounts;
 mod api;
 pub mod app;
 pub mod args;
+mod device;
 mod html;
 pub mod logging;
 mod util;

@@ -23,7 +23,7 @@ pub fn init(store: &StoreUrl) {
         .init();
 }
 
-/// A [`MakeWriter`] whose writers replace `store`'s passwords with `***`
+/// A [`MakeWriter`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/fmt/trait.MakeWriter.html) whose writers replace `store`'s passwords with `***`
 /// in everything written through them.
 #[derive(Clone, Debug)]
 pub struct Redacting<M> {

@@ -59,6 +59,30 @@ pub fn rfc3339(t: Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// How long before `now` the moment `t` was, for people: "just now",
+/// "1 minute ago", "3 hours ago", "2 days ago".
+pub fn ago(t: Timestamp, now: Timestamp) -> String {
+    let secs = (now.as_millis() - t.as_millis()).max(0) / 1000;
+    let (n, unit) = match secs {
+        0..=59 => return "just now".to_owned(),
+        60..=3599 => (secs / 60, "minute"),
+        3600..=86_399 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// A `<time>` element that reads "3 minutes ago" and shows the exact UTC
+/// time on hover.
+pub fn time_html(t: Timestamp, now: Timestamp) -> String {
+    let exact = rfc3339(t);
+    format!(
+        "<time datetime=\"{exact}\" title=\"{}\">{}</time>",
+        escape(&exact.replace('T', " ")),
+        ago(t, now)
+    )
+}
+
 /// The request's user agent, trimmed to something sensible to store.
 pub fn user_agent(headers: &HeaderMap) -> Option<String> {
     let ua = headers.get(axum::http::header::USER_AGENT)?.to_str().ok()?;
@@ -98,6 +122,33 @@ mod tests {
         assert_eq!(
             rfc3339(Timestamp::from_millis(1_700_000_000_123)),
             "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn times_read_as_how_long_ago_with_singular_and_plural() {
+        let now = Timestamp::from_millis(10_000_000_000);
+        let before = |secs: i64| Timestamp::from_millis(now.as_millis() - secs * 1000);
+        assert_eq!(ago(before(5), now), "just now");
+        assert_eq!(
+            ago(before(-5), now),
+            "just now",
+            "a clock skew is not the future"
+        );
+        assert_eq!(ago(before(60), now), "1 minute ago");
+        assert_eq!(ago(before(3 * 60 + 59), now), "3 minutes ago");
+        assert_eq!(ago(before(3600), now), "1 hour ago");
+        assert_eq!(ago(before(5 * 3600), now), "5 hours ago");
+        assert_eq!(ago(before(2 * 86_400), now), "2 days ago");
+    }
+
+    #[test]
+    fn the_exact_time_is_in_the_title_for_hovering() {
+        let t = Timestamp::from_millis(1_700_000_000_123);
+        let now = Timestamp::from_millis(1_700_000_000_123 + 180_000);
+        assert_eq!(
+            time_html(t, now),
+            "<time datetime=\"2023-11-14T22:13:20.123Z\" title=\"2023-11-14 22:13:20.123Z\">3 minutes ago</time>"
         );
     }
 

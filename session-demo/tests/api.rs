@@ -548,3 +548,62 @@ async fn the_token_reaches_the_client_only_in_set_cookie() {
         }
     }
 }
+
+/// One bearer request to the demo: the token (or `new` to start) in
+/// `Authorization`, JSON content type on changes.
+async fn bearer(c: &Client, method: Method, path: &str, token: &str, body: &str) -> common::Reply {
+    let auth = format!("Bearer {token}");
+    let ct = (method != Method::GET).then_some("application/json");
+    c.send_with(
+        method,
+        path,
+        ct,
+        body.as_bytes().to_vec(),
+        &[("authorization", &auth)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn bearer_clients_log_in_count_and_log_out_with_the_session_token_header() {
+    let demo = start().await;
+    let c = Client::new(&demo, "api-client");
+    let login = bearer(
+        &c,
+        Method::POST,
+        "/api/login",
+        "new",
+        r#"{"username":"alice","password":"alice-password"}"#,
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.json, json!({ "user": "alice" }));
+    assert!(
+        login.set_cookies.is_empty(),
+        "no cookie for a bearer client"
+    );
+    let token = login.headers["session-token"].to_str().unwrap().to_owned();
+    assert_eq!(token.len(), 43);
+
+    let count = bearer(&c, Method::POST, "/api/counter", &token, "").await;
+    assert_eq!(count.json, json!({ "count": 1 }));
+    assert!(
+        !count.headers.contains_key("session-token"),
+        "the token is only sent when it changes"
+    );
+    let me = bearer(&c, Method::GET, "/api/me", &token, "").await;
+    assert_eq!(me.json["user"], "alice");
+    assert_eq!(me.json["count"], 1);
+    let list = bearer(&c, Method::GET, "/api/sessions", &token, "").await;
+    assert_eq!(list.json[0]["user_agent"], "api-client");
+
+    let out = bearer(&c, Method::POST, "/api/logout", &token, "").await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = bearer(&c, Method::GET, "/api/me", &token, "").await;
+    assert_eq!(
+        after.json["user"],
+        Value::Null,
+        "the logged-out token is dead"
+    );
+    assert!(demo.store.is_empty());
+}

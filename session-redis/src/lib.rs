@@ -2,6 +2,23 @@
 //! server or a Redis Cluster, on the `redis` crate.
 //!
 //! See [`RedisStore`] for the key layout and the guarantees in each mode.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> session_core::Result<()> {
+//! use std::sync::Arc;
+//! use session_core::{SessionConfig, SessionManager};
+//! use session_redis::{RedisOptions, RedisStore};
+//!
+//! // Standalone; `RedisStore::connect_cluster` takes a list of node URLs.
+//! let store = RedisStore::connect("redis://127.0.0.1:6379", RedisOptions::default().prefix("app:")).await?;
+//! let manager = SessionManager::new(Arc::new(store), SessionConfig::default())?;
+//! let session = manager.load(None).await?;
+//! session.insert("theme", &"dark")?;
+//! session.commit().await?;
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod scripts;

@@ -17,7 +17,8 @@ use crate::sql::Queries;
 
 const DEFAULT_PURGE_BATCH: i64 = 1_000;
 
-/// A [`SessionStore`] on PostgreSQL, through a sqlx [`PgPool`].
+/// A [`SessionStore`] on PostgreSQL, through a sqlx
+/// [`PgPool`](https://docs.rs/sqlx/0.9/sqlx/type.PgPool.html).
 ///
 /// One row per session in `schema.table` (default `public.sessions`):
 /// `key bytea` primary key (the token's SHA-256, never the token),
@@ -186,6 +187,13 @@ impl PostgresStore {
     /// other instead of failing.
     pub async fn migrate(&self) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // `IF NOT EXISTS` on every start makes the server send "already
+        // exists, skipping" notices, which sqlx logs at INFO: not news.
+        // Scoped to this transaction; warnings and errors still come through.
+        sqlx::query("SET LOCAL client_min_messages = warning")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(format!("session-sqlx:{}", self.schema.as_str()))
             .execute(&mut *tx)

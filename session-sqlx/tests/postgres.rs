@@ -355,3 +355,34 @@ async fn a_table_from_before_purge_at_is_migrated_with_its_sessions() {
     assert_eq!(store.load(&r.key).await.unwrap(), Some(next));
     drop_schema(store.pool(), &schema).await;
 }
+
+#[tokio::test]
+async fn server_errors_read_without_the_servers_source_line_and_keep_the_sqlstate() {
+    let Some(url) =
+        url_or_skip("server_errors_read_without_the_servers_source_line_and_keep_the_sqlstate")
+    else {
+        return;
+    };
+    // Never migrated: the table does not exist.
+    let store = PostgresStore::new(pool(&url).await)
+        .with_schema(&schema_name())
+        .unwrap();
+    let err = store
+        .load(&SessionToken::generate().key())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    let mut chain = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    let text = chain.join(": ");
+    assert!(
+        chain.len() >= 2,
+        "the server's error is kept as a source: {text}"
+    );
+    assert!(text.contains("does not exist (SQLSTATE 42P01)"), "{text}");
+    assert!(!text.contains(" at line "), "{text}");
+}

@@ -13,7 +13,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use session_axum::TransportConfig;
 use session_core::{MemoryStore, SessionConfig, SessionManager};
 
 pub const COOKIE: &str = "__Host-session";
@@ -27,7 +26,7 @@ pub struct Demo {
 pub async fn start() -> Demo {
     let store = Arc::new(MemoryStore::new());
     let manager = SessionManager::new(store.clone(), SessionConfig::default()).unwrap();
-    let app = session_demo::app::router(manager.clone(), TransportConfig::default());
+    let app = session_demo::app::router(manager.clone(), session_demo::app::transport(false));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -85,6 +84,18 @@ impl Client {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        self.send_with(method, path, content_type, body, &[]).await
+    }
+
+    /// [`Client::send`] with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr))
@@ -94,6 +105,9 @@ impl Client {
         }
         if let Some(t) = self.token() {
             req = req.header(header::COOKIE, format!("{COOKIE}={t}"));
+        }
+        for (name, value) in extra {
+            req = req.header(*name, *value);
         }
         let res = self
             .http
