@@ -18,6 +18,50 @@ pub fn skip(test: &str, why: &str) {
     );
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
+    record_skip(test, why);
+}
+
+/// The file where this run's skips are counted: one per `cargo test`
+/// invocation (every test binary of a run is a child of the same cargo
+/// process), in the system temp dir.
+fn skip_ledger() -> std::path::PathBuf {
+    #[cfg(unix)]
+    let run = std::os::unix::process::parent_id();
+    #[cfg(not(unix))]
+    let run = 0;
+    std::env::temp_dir().join(format!("session-test-skips-{run}.txt"))
+}
+
+/// Appends one line per skip (best effort: a ledger that cannot be written
+/// only loses the closing summary, never a test).
+fn record_skip(test: &str, why: &str) {
+    use std::io::Write as _;
+    let line = format!(
+        "{}\t{}\n",
+        test.replace(['\t', '\n'], " "),
+        why.replace(['\t', '\n'], " ")
+    );
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skip_ledger())
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+/// The tests this `cargo test` run has skipped so far, as `(test, why)`,
+/// and forgets them. `session-test-suite`'s last test prints them, so the
+/// end of a run says plainly what did not run (cargo runs the test
+/// binaries of a workspace by package name, and this package sorts last).
+pub fn take_skipped() -> Vec<(String, String)> {
+    let path = skip_ledger();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, w)| (t.to_owned(), w.to_owned()))
+        .collect()
 }
 
 /// A loopback TCP port that was free a moment ago, for a server a test

@@ -30,7 +30,8 @@ mod harness;
 mod registry;
 
 pub use env::{
-    ci_mode, free_loopback_port, server, server_url, skip, url_or_skip, Server, ServerKind,
+    ci_mode, free_loopback_port, server, server_url, skip, take_skipped, url_or_skip, Server,
+    ServerKind,
 };
 pub use harness::{run_case, run_test, CaseFn, CaseFuture, CaseOutcome, Provision, TestStore};
 pub use registry::{Case, CASES};
