@@ -87,7 +87,7 @@ impl fmt::Debug for Timestamp {
 /// Stores know nothing of cookies, serde, timeouts or encryption; `data` is
 /// produced (and possibly sealed) by the policy layer and must be kept byte for
 /// byte.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// SHA-256 of the session token; the primary key.
     pub key: SessionKey,
@@ -103,6 +103,42 @@ pub struct Record {
     pub version: u64,
     /// Encoded (possibly sealed) session data; opaque to stores.
     pub data: Vec<u8>,
+}
+
+/// `data` shows as its length and first bytes in hex: a payload can be a
+/// mebibyte, and a failing assertion or a log line should stay readable.
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version)
+            .field("data", &Bytes(&self.data))
+            .finish()
+    }
+}
+
+/// Bytes as `N bytes: 0a1b2c…` (at most 16 shown).
+struct Bytes<'a>(&'a [u8]);
+
+impl fmt::Debug for Bytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 16;
+        write!(f, "{} bytes", self.0.len())?;
+        if !self.0.is_empty() {
+            f.write_str(": ")?;
+            for b in self.0.iter().take(SHOWN) {
+                write!(f, "{b:02x}")?;
+            }
+            if self.0.len() > SHOWN {
+                f.write_str("…")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Record {
@@ -241,6 +277,27 @@ mod tests {
             kept.sort_by_key(|r| r.id);
             assert_eq!(kept, vec![rotated.clone(), other.clone()]);
         }
+    }
+
+    #[test]
+    fn debug_shows_data_as_its_length_and_a_short_hex_prefix() {
+        let mut r = Record {
+            key: SessionKey::from_bytes([1; 32]),
+            id: SessionId::from_bytes([7; 16]),
+            user: None,
+            created_at: Timestamp::EPOCH,
+            expires_at: Timestamp::from_millis(10),
+            version: 1,
+            data: (0..=255).collect(),
+        };
+        let shown = format!("{r:?}");
+        assert!(
+            shown.contains("data: 256 bytes: 000102030405060708090a0b0c0d0e0f…"),
+            "{shown}"
+        );
+        assert!(!shown.contains("255"), "no decimal dump: {shown}");
+        r.data.clear();
+        assert!(format!("{r:?}").contains("data: 0 bytes }"));
     }
 
     #[test]

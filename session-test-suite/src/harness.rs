@@ -1,7 +1,6 @@
 //! Running one case against one freshly provisioned store.
 
 use std::future::Future;
-use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +15,44 @@ pub type CaseFn = fn(Arc<dyn SessionStore>) -> CaseFuture;
 
 /// How long one case may run before it counts as hung.
 const CASE_TIMEOUT: Duration = Duration::from_secs(180);
+
+tokio::task_local! {
+    /// Set while a case's own task runs: its panics are reported by the
+    /// runner (with the case's name), not printed by the panic hook.
+    static IN_CASE: ();
+}
+
+/// Installs, once, a panic hook that stays quiet for panics in a case's
+/// own task (the runner reports them, naming the case) and passes every
+/// other panic to the hook that was there before.
+fn quiet_case_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CASE.try_with(|()| ()).is_err() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `case` on its own task, its panics kept quiet for the runner.
+fn spawn_case(case: CaseFn, store: Arc<dyn SessionStore>) -> tokio::task::JoinHandle<()> {
+    quiet_case_panics();
+    tokio::spawn(IN_CASE.scope((), case(store)))
+}
+
+/// Where a case is defined, from its function's path
+/// (`session_test_suite::cases::touch::name` → `session-test-suite/src/cases/touch.rs`).
+pub fn case_file(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split("::").collect();
+    parts.pop();
+    match parts.as_slice() {
+        [_, "cases", module] => format!("session-test-suite/src/cases/{module}.rs"),
+        _ => path.to_owned(),
+    }
+}
 
 /// A store made for one test, with what must run after it.
 pub struct TestStore {
@@ -95,7 +132,7 @@ pub struct CaseOutcome {
 /// outcome instead of panicking. For runners such as `sessionctl check`.
 pub async fn run_case(case: CaseFn, store: Arc<dyn SessionStore>) -> CaseOutcome {
     let started = Instant::now();
-    let failure = match tokio::time::timeout(CASE_TIMEOUT, tokio::spawn(case(store))).await {
+    let failure = match tokio::time::timeout(CASE_TIMEOUT, spawn_case(case, store)).await {
         Err(_) => Some(format!("timed out after {CASE_TIMEOUT:?}")),
         Ok(Ok(())) => None,
         Ok(Err(join)) if join.is_panic() => Some(panic_message(join.into_panic())),
@@ -123,7 +160,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 ///
 /// A skipped provision is reported by [`skip`](crate::skip): loudly, or as a
 /// failure under [`ci_mode`](crate::ci_mode).
-pub fn run_test<F, Fut, P>(name: &str, factory: F, case: CaseFn)
+pub fn run_test<F, Fut, P>(name: &str, path: &str, factory: F, case: CaseFn)
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = P>,
@@ -143,7 +180,7 @@ where
             }
         };
         let TestStore { store, cleanup } = test_store;
-        let result = tokio::time::timeout(CASE_TIMEOUT, tokio::spawn(case(store))).await;
+        let result = tokio::time::timeout(CASE_TIMEOUT, spawn_case(case, store)).await;
         if let Some(cleanup) = cleanup {
             // Clean-up must not hide the case's own failure.
             let _ = tokio::spawn(cleanup()).await;
@@ -151,7 +188,13 @@ where
         match result {
             Err(_) => panic!("conformance::{name} timed out after {CASE_TIMEOUT:?}"),
             Ok(Ok(())) => {}
-            Ok(Err(join)) if join.is_panic() => resume_unwind(join.into_panic()),
+            Ok(Err(join)) if join.is_panic() => {
+                // Named for the case and where it lives: the panic itself
+                // points at whichever helper asserted.
+                let message = panic_message(join.into_panic());
+                let file = case_file(path);
+                panic!("conformance case {name} ({file}) failed:\n  {message}")
+            }
             Ok(Err(join)) => panic!("conformance::{name} was cancelled: {join}"),
         }
     });

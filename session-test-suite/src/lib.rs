@@ -176,6 +176,7 @@ macro_rules! __conformance_test_fns {
             fn $case() {
                 $crate::run_test(
                     stringify!($case),
+                    ::std::any::type_name_of_val(&$crate::cases::$case),
                     $factory,
                     |store| ::std::boxed::Box::pin($crate::cases::$case(store)),
                 );
