@@ -4,8 +4,12 @@
 //! in the background with [`session_core::PurgeTask`].
 
 mod error;
+mod exec;
 mod names;
+mod pooler;
+mod schema;
 mod sql;
 mod store;
 
+pub use pooler::Pooler;
 pub use store::PostgresStore;
