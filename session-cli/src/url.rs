@@ -260,21 +260,15 @@ pub(crate) fn postgres_settings(url: &str) -> Result<(PgConnectOptions, PgSettin
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "pooler" => {
-                settings.pooler = value.parse().map_err(|_| {
-                    invalid(format!(
-                        "pooler= takes session or transaction, not {value:?}"
-                    ))
-                })?
+                settings.pooler = value
+                    .parse()
+                    .map_err(|_| invalid("pooler= takes session or transaction"))?
             }
             "migrate" => {
                 settings.migrate = match value {
                     "true" => true,
                     "false" => false,
-                    _ => {
-                        return Err(invalid(format!(
-                            "migrate= takes true or false, not {value:?}"
-                        )))
-                    }
+                    _ => return Err(invalid("migrate= takes true or false")),
                 }
             }
             _ => kept.push(pair),
