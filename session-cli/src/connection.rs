@@ -14,7 +14,7 @@ use session_core::{Error, MemoryStore, Result, SessionStore, SessionToken};
 use session_redis::{RedisOptions, RedisStore};
 use session_sled::{SledOptions, SledStore};
 use session_sqlx::PostgresStore;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use crate::stats::Stats;
 use crate::url::{invalid, StoreUrl};
@@ -65,7 +65,11 @@ impl Connection {
                     .open()
                     .map_err(|e| Error::backend("sled", e))?,
             ),
-            StoreUrl::Postgres(u) => Inner::Postgres(PostgresStore::connect(u).await?),
+            StoreUrl::Postgres(_) => Inner::Postgres(
+                url.postgres_store()
+                    .await?
+                    .expect("a Postgres URL gives a Postgres store"),
+            ),
             StoreUrl::Redis(_) | StoreUrl::RedisCluster(_) => {
                 Inner::Redis(RedisAdmin::connect(url).await?)
             }
@@ -106,14 +110,16 @@ impl Connection {
                 })
             }
             Inner::Postgres(_) => {
-                let StoreUrl::Postgres(url) = &self.url else {
-                    unreachable!("a Postgres connection comes from a Postgres URL")
-                };
                 let schema = format!("sessionctl_check_{tag}");
                 // A pool per namespace, as the backend's own tests do, so
                 // cases running side by side do not wait for each other's
                 // connections.
-                let store = PostgresStore::connect(url).await?.with_schema(&schema)?;
+                let store = self
+                    .url
+                    .postgres_store()
+                    .await?
+                    .expect("a Postgres connection comes from a Postgres URL")
+                    .with_schema(&schema)?;
                 let pool = store.pool().clone();
                 if let Err(e) = store.migrate().await {
                     let _ = drop_schema(&pool, &schema).await;
@@ -163,6 +169,20 @@ impl Connection {
         })
     }
 
+    /// Creates or migrates the session table in the default namespace
+    /// ([`PostgresStore::migrate`]; run it as the table's owner) and returns
+    /// the table's name; `None` for backends that have no schema to
+    /// migrate.
+    pub async fn migrate(&self) -> Result<Option<String>> {
+        match &self.inner {
+            Inner::Postgres(store) => {
+                store.migrate().await?;
+                Ok(Some(store.table_name()))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Deletes every session in the default namespace, of every user and
     /// anonymous ones too ("log everyone out"), and returns how many records
     /// were deleted (expired ones not yet purged included). sled clears the
@@ -181,7 +201,7 @@ impl Connection {
             Inner::Postgres(store) => {
                 require_table(store).await?;
                 let table = store.table_name();
-                let done = sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                let done = sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table}")))
                     .execute(store.pool())
                     .await
                     .map_err(|e| Error::backend("postgres", e))?;
@@ -218,16 +238,19 @@ impl Connection {
             Inner::Postgres(store) => {
                 require_table(store).await?;
                 let table = store.table_name();
-                let (live, expired, users): (i64, i64, i64) =
-                    sqlx::query_as(AssertSqlSafe(format!(
-                        "SELECT count(*) FILTER (WHERE expires_at > now()), \
-                                count(*) FILTER (WHERE expires_at <= now()), \
-                                count(DISTINCT \"user\") FILTER (WHERE expires_at > now()) \
-                         FROM {table}"
-                    )))
-                    .fetch_one(store.pool())
-                    .await
-                    .map_err(|e| Error::backend("postgres", e))?;
+                let pg = |e| Error::backend("postgres", e);
+                let row = sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SELECT count(*) FILTER (WHERE expires_at > now()), \
+                            count(*) FILTER (WHERE expires_at <= now()), \
+                            count(DISTINCT \"user\") FILTER (WHERE expires_at > now()) \
+                     FROM {table}"
+                )))
+                .fetch_one(store.pool())
+                .await
+                .map_err(pg)?;
+                let live: i64 = row.try_get(0).map_err(pg)?;
+                let expired: i64 = row.try_get(1).map_err(pg)?;
+                let users: i64 = row.try_get(2).map_err(pg)?;
                 Ok(Stats::postgres(table, live, expired, users))
             }
             Inner::Redis(admin) => {
@@ -265,23 +288,28 @@ fn default_redis_prefix(admin: &RedisAdmin) -> String {
 
 async fn require_table(store: &PostgresStore) -> Result<()> {
     let table = store.table_name();
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(&table)
-        .fetch_one(store.pool())
-        .await
-        .map_err(|e| Error::backend("postgres", e))?;
+    // Simple-protocol statements only (here and in the other admin
+    // queries), so they also work through a transaction-mode pooler; the
+    // name is validated and quoted, and holds no single quote.
+    let row = sqlx::raw_sql(AssertSqlSafe(format!(
+        "SELECT to_regclass('{table}') IS NOT NULL"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .map_err(|e| Error::backend("postgres", e))?;
+    let exists: bool = row.try_get(0).map_err(|e| Error::backend("postgres", e))?;
     if exists {
         Ok(())
     } else {
         Err(invalid(format!(
-            "this database has no session table {table}; the application creates it \
-             (PostgresStore::migrate) on start-up"
+            "this database has no session table {table}; run `sessionctl migrate URL` as the \
+             table's owner, or let the application create it (PostgresStore::migrate)"
         )))
     }
 }
 
 async fn drop_schema(pool: &PgPool, schema: &str) -> Result<()> {
-    sqlx::query(AssertSqlSafe(format!(
+    sqlx::raw_sql(AssertSqlSafe(format!(
         "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
     )))
     .execute(pool)

@@ -18,6 +18,7 @@ sessionctl: check and administer session stores
 
 Usage:
   sessionctl check [--jobs N] [--filter TEXT] URL
+  sessionctl migrate URL
   sessionctl list-user URL USER
   sessionctl revoke-user URL USER
   sessionctl revoke-all --yes URL
@@ -33,6 +34,12 @@ Commands:
                store's own sessions are never read or changed. Prints a table
                (case, result, milliseconds), the failures, then the line
                \"N passed, M failed\". Exits 1 if any case failed.
+  migrate      Create the PostgreSQL session table, or bring it up to date; run
+               it as the table's owner, once per upgrade, so the application
+               can run as a role with only SELECT, INSERT, UPDATE and DELETE
+               on the table (open its URL with migrate=false). Safe to run
+               twice or from several hosts at once. Prints the table and the
+               migration it is at. Other backends need no migration.
   list-user    List a user's live sessions: id, created, expires, version.
                Never prints keys or tokens.
   revoke-user  Delete all of a user's sessions (\"log out everywhere\"); prints
@@ -49,6 +56,8 @@ URL (one syntax everywhere):
   memory:                                   a new, empty store in this process
   sled:PATH                                 sled database in folder PATH
   postgres://user:pass@host:5432/db         PostgreSQL, table public.sessions
+      ?pooler=transaction                   behind pgbouncer in transaction mode
+      ?migrate=false                        never create or migrate the table
   redis://[user:pass@]host:6379[/db]        Redis (also rediss://), keys session:*
   redis+cluster://[user:pass@]h:p,h:p       Redis Cluster, keys session:*
 
@@ -68,6 +77,7 @@ const DEFAULT_JOBS: usize = 4;
 fn usage_of(command: &str) -> &'static str {
     match command {
         "check" => "sessionctl check [--jobs N] [--filter TEXT] URL",
+        "migrate" => "sessionctl migrate URL",
         "list-user" => "sessionctl list-user URL USER",
         "revoke-user" => "sessionctl revoke-user URL USER",
         "revoke-all" => "sessionctl revoke-all --yes URL",
@@ -85,6 +95,9 @@ enum Command {
         url: StoreUrl,
         jobs: usize,
         filter: Option<String>,
+    },
+    Migrate {
+        url: StoreUrl,
     },
     ListUser {
         url: StoreUrl,
@@ -110,6 +123,7 @@ impl Command {
         match self {
             Self::Help | Self::Version => None,
             Self::Check { url, .. }
+            | Self::Migrate { url }
             | Self::ListUser { url, .. }
             | Self::RevokeUser { url, .. }
             | Self::RevokeAll { url }
@@ -141,7 +155,7 @@ fn parse_args(args: &[String]) -> Result<Command, Usage> {
     match command {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" => return Ok(Command::Version),
-        "check" | "list-user" | "revoke-user" | "revoke-all" | "purge" | "stats" => {}
+        "check" | "migrate" | "list-user" | "revoke-user" | "revoke-all" | "purge" | "stats" => {}
         other => return Err(usage("", format!("unknown command {other:?}"))),
     }
 
@@ -221,6 +235,7 @@ fn parse_args(args: &[String]) -> Result<Command, Usage> {
     let user = positional.get(1).cloned().unwrap_or_default();
     Ok(match command {
         "check" => Command::Check { url, jobs, filter },
+        "migrate" => Command::Migrate { url },
         "list-user" => Command::ListUser { url, user },
         "revoke-user" => Command::RevokeUser { url, user },
         "revoke-all" => Command::RevokeAll { url },
@@ -290,6 +305,16 @@ const WORKER_THREAD: &str = "sessionctl-worker";
 async fn run(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Check { url, jobs, filter } => run_check(&url, jobs, filter.as_deref()).await,
+        Command::Migrate { url } => {
+            match url.connect().await?.migrate().await? {
+                Some(table) => println!(
+                    "{table} is at migration {}",
+                    session_sqlx::PostgresStore::SCHEMA_VERSION
+                ),
+                None => println!("{} stores need no migration", url.backend()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ListUser { url, user } => {
             let store = connect_existing(&url).await?.store().await?;
             let mut sessions = store.list_user(&user).await?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use session_core::{Error, MemoryStore, Result, SessionStore};
 use session_redis::{RedisOptions, RedisStore};
 use session_sled::SledStore;
-use session_sqlx::PostgresStore;
+use session_sqlx::{Pooler, PostgresStore};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::connection::{Connection, Isolated};
@@ -25,6 +25,18 @@ use crate::connection::{Connection, Isolated};
 /// | `postgres://…`, `postgresql://…` | [`PostgresStore`] in `public.sessions` |
 /// | `redis://…`, `rediss://…`, `redis+unix://…` | [`RedisStore`] on one server, key prefix `session:` |
 /// | `redis+cluster://[user:pass@]host:port,host:port` | [`RedisStore`] on a Redis Cluster, key prefix `session:` |
+///
+/// A PostgreSQL URL takes two query parameters of its own besides sqlx's
+/// (`sslmode`, …), both removed before the URL reaches sqlx:
+///
+/// - `pooler=transaction` for a connection pooler in transaction mode
+///   (pgbouncer `pool_mode = transaction`): see [`Pooler`]; `pooler=session`
+///   is the default.
+/// - `migrate=false`: [`open`](Self::open) does not create or migrate the
+///   table, it only [checks](PostgresStore::check_schema) that it is at the
+///   version this release needs (for an application role that may not
+///   create anything; the owner runs `sessionctl migrate URL`).
+///   `migrate=true` is the default.
 ///
 /// A cluster URL names one or more nodes to discover the cluster from; each
 /// becomes a node URL `redis://[user:pass@]host:port` (`rediss+cluster://`
@@ -110,8 +122,7 @@ impl StoreUrl {
                         "a PostgreSQL URL looks like {scheme}://user:pass@host:5432/database"
                     )));
                 }
-                PgConnectOptions::from_str(text)
-                    .map_err(|e| invalid(format!("bad PostgreSQL URL: {e}")))?;
+                postgres_settings(text)?;
                 Ok(Self::Postgres(text.to_owned()))
             }
             "redis" | "rediss" | "redis+unix" => {
@@ -153,18 +164,49 @@ impl StoreUrl {
     ///
     /// - `memory:`: a new [`MemoryStore`].
     /// - `sled:PATH`: [`SledStore::open`], which creates the folder if needed.
-    /// - PostgreSQL: [`PostgresStore::connect`], then
-    ///   [`migrate`](PostgresStore::migrate) (creates or upgrades
-    ///   `public.sessions`).
+    /// - PostgreSQL: [`PostgresStore::connect_with`] for the URL's `pooler`,
+    ///   then [`migrate`](PostgresStore::migrate) (creates or upgrades
+    ///   `public.sessions`), or with `migrate=false`
+    ///   [`check_schema`](PostgresStore::check_schema) only.
     /// - Redis: [`RedisStore::connect`] or [`RedisStore::connect_cluster`] with
     ///   the default key prefix `session:`.
     pub async fn open(&self) -> Result<Arc<dyn SessionStore>> {
+        self.open_inner(true).await
+    }
+
+    /// Like [`open`](Self::open), but a PostgreSQL table is never created or
+    /// migrated, whatever the URL's `migrate` says: the store is opened and
+    /// its schema [checked](PostgresStore::check_schema). For applications
+    /// that run as a role that may not create anything (the demo's
+    /// `--no-migrate`). Other backends open as with `open`.
+    pub async fn open_without_migrating(&self) -> Result<Arc<dyn SessionStore>> {
+        self.open_inner(false).await
+    }
+
+    /// Connects to PostgreSQL as the URL says (its `pooler`), without
+    /// creating or checking anything. `None` for other backends.
+    pub async fn postgres_store(&self) -> Result<Option<PostgresStore>> {
+        let Self::Postgres(url) = self else {
+            return Ok(None);
+        };
+        let (options, settings) = postgres_settings(url)?;
+        PostgresStore::connect_with(options, settings.pooler)
+            .await
+            .map(Some)
+    }
+
+    async fn open_inner(&self, may_migrate: bool) -> Result<Arc<dyn SessionStore>> {
         Ok(match self {
             Self::Memory => Arc::new(MemoryStore::new()),
             Self::Sled(path) => Arc::new(SledStore::open(path)?),
             Self::Postgres(url) => {
-                let store = PostgresStore::connect(url).await?;
-                store.migrate().await?;
+                let (options, settings) = postgres_settings(url)?;
+                let store = PostgresStore::connect_with(options, settings.pooler).await?;
+                if may_migrate && settings.migrate {
+                    store.migrate().await?;
+                } else {
+                    store.check_schema().await?;
+                }
                 Arc::new(store)
             }
             Self::Redis(url) => Arc::new(RedisStore::connect(url, RedisOptions::default()).await?),
@@ -191,6 +233,55 @@ impl StoreUrl {
     pub async fn connect(&self) -> Result<Connection> {
         Connection::new(self).await
     }
+}
+
+/// What a PostgreSQL store URL says beyond sqlx's own options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PgSettings {
+    /// `pooler=session|transaction`.
+    pub pooler: Pooler,
+    /// `migrate=true|false`.
+    pub migrate: bool,
+}
+
+/// Splits a PostgreSQL URL into sqlx's connect options (from the URL
+/// without `pooler` and `migrate`) and those two settings.
+pub(crate) fn postgres_settings(url: &str) -> Result<(PgConnectOptions, PgSettings)> {
+    let mut settings = PgSettings {
+        pooler: Pooler::Session,
+        migrate: true,
+    };
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut kept = Vec::new();
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "pooler" => {
+                settings.pooler = value
+                    .parse()
+                    .map_err(|_| invalid("pooler= takes session or transaction"))?
+            }
+            "migrate" => {
+                settings.migrate = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("migrate= takes true or false")),
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let sqlx_url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let options = PgConnectOptions::from_str(&sqlx_url)
+        .map_err(|e| invalid(format!("bad PostgreSQL URL: {e}")))?;
+    Ok((options, settings))
 }
 
 /// `redis+cluster://[user:pass@]host:port,host:port` → node URLs.

@@ -78,6 +78,26 @@ fn bad_postgres_urls_are_invalid_input() {
 }
 
 #[test]
+fn postgres_pooler_and_migrate_parameters_parse_and_are_kept_in_the_url() {
+    for url in [
+        "postgres://app@pgbouncer:6432/app?pooler=transaction",
+        "postgres://app@db/app?sslmode=disable&pooler=session&migrate=false",
+        "postgres://app@db/app?migrate=true",
+    ] {
+        assert_eq!(parse(url), StoreUrl::Postgres(url.to_owned()));
+    }
+}
+
+#[test]
+fn bad_pooler_and_migrate_values_are_invalid_input_naming_the_choices() {
+    rejected(
+        "postgres://app@db/app?pooler=statement",
+        "session or transaction",
+    );
+    rejected("postgres://app@db/app?migrate=no", "true or false");
+}
+
+#[test]
 fn redis_urls_are_kept_as_given() {
     for url in [
         "redis://127.0.0.1:6379",

@@ -50,16 +50,21 @@ pub fn transport(dev_cookies: bool) -> TransportConfig {
     cookies.with_bearer()
 }
 
-/// Opens the store named by `args.store` and builds the manager.
+/// Opens the store named by `args.store` (without creating or migrating a
+/// PostgreSQL table under `--no-migrate`: its schema is only checked) and
+/// builds the manager.
 ///
 /// A failure reads `opening URL: error: cause: …`, with a hint where one is
 /// known and without the URL's password ([`session_cli::StoreUrl::explain_error`]).
 pub async fn manager(args: &Args) -> Result<SessionManager, String> {
     let url = &args.store;
-    let store: Arc<dyn SessionStore> = url
-        .open()
-        .await
-        .map_err(|e| format!("opening {url}: {}", url.explain_error(&e)))?;
+    let opened = if args.no_migrate {
+        url.open_without_migrating().await
+    } else {
+        url.open().await
+    };
+    let store: Arc<dyn SessionStore> =
+        opened.map_err(|e| format!("opening {url}: {}", url.explain_error(&e)))?;
     let config = SessionConfig::default()
         .idle_timeout(args.idle)
         .absolute_timeout(args.absolute);

@@ -23,6 +23,9 @@ pub struct Args {
     pub idle: Duration,
     /// Absolute timeout.
     pub absolute: Duration,
+    /// Open the store without creating or migrating its table (PostgreSQL):
+    /// only check that it is at the version this release needs.
+    pub no_migrate: bool,
 }
 
 impl Default for Args {
@@ -33,6 +36,7 @@ impl Default for Args {
             dev_cookies: false,
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(24 * 3600),
+            no_migrate: false,
         }
     }
 }
@@ -43,6 +47,7 @@ session-demo: a small web app on the session layer
 
 USAGE: session-demo [--store URL] [--listen ADDR] [--dev-cookies]
                     [--idle-timeout SECS] [--absolute-timeout SECS]
+                    [--no-migrate]
 
   --store URL              memory:, sled:PATH, postgres://..., redis://...,
                            redis+cluster://host:port,host:port
@@ -52,6 +57,9 @@ USAGE: session-demo [--store URL] [--listen ADDR] [--dev-cookies]
                            plain http on browsers that need it (loopback only)
   --idle-timeout SECS      end sessions idle this long (default: 1800)
   --absolute-timeout SECS  end sessions this long after creation (default: 86400)
+  --no-migrate             do not create or migrate the PostgreSQL table, only
+                           check it (for a role that may not create anything;
+                           its owner runs `sessionctl migrate URL`)
 ";
 
 impl Args {
@@ -83,6 +91,7 @@ impl Args {
                     })?;
                 }
                 "--dev-cookies" => args.dev_cookies = true,
+                "--no-migrate" => args.no_migrate = true,
                 "--idle-timeout" => args.idle = seconds(&name, &value("seconds")?)?,
                 "--absolute-timeout" => args.absolute = seconds(&name, &value("seconds")?)?,
                 other => return Err(format!("unknown flag {other:?}")),
@@ -141,6 +150,7 @@ mod tests {
             "--idle-timeout",
             "60",
             "--absolute-timeout=600",
+            "--no-migrate",
         ])
         .unwrap()
         .unwrap();
@@ -149,6 +159,7 @@ mod tests {
         assert!(a.dev_cookies);
         assert_eq!(a.idle, Duration::from_secs(60));
         assert_eq!(a.absolute, Duration::from_secs(600));
+        assert!(a.no_migrate);
     }
 
     #[test]

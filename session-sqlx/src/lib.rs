@@ -23,8 +23,12 @@
 //! ```
 
 mod error;
+mod exec;
 mod names;
+mod pooler;
+mod schema;
 mod sql;
 mod store;
 
+pub use pooler::Pooler;
 pub use store::PostgresStore;

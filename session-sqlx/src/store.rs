@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use session_core::{
     check_user_name, Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp,
 };
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
-use sqlx::Postgres;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
 
 use crate::error::{db_err, is_unique_violation};
+use crate::exec::{Exec, Param};
 use crate::names::Ident;
+use crate::pooler::Pooler;
 use crate::sql::Queries;
 
 const DEFAULT_PURGE_BATCH: i64 = 1_000;
@@ -41,7 +42,13 @@ const DEFAULT_PURGE_BATCH: i64 = 1_000;
 /// grows with the rows due, not with the rows stored.
 ///
 /// Call [`migrate`](Self::migrate) once at start-up; it is idempotent and safe
-/// to run from several processes at once.
+/// to run from several processes at once. An application role that may not
+/// create anything calls [`check_schema`](Self::check_schema) instead, after
+/// the owner ran `sessionctl migrate URL`.
+///
+/// Behind a transaction-mode pooler (pgbouncer `pool_mode = transaction`),
+/// open it with [`Pooler::Transaction`] ([`connect_with`](Self::connect_with),
+/// or `?pooler=transaction` in a store URL): see [`Pooler`] for what changes.
 ///
 /// ```no_run
 /// # async fn demo() -> session_core::Result<()> {
@@ -56,11 +63,12 @@ const DEFAULT_PURGE_BATCH: i64 = 1_000;
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
-    schema: Ident,
-    table: Ident,
-    sql: Arc<Queries>,
+    pub(crate) pool: PgPool,
+    pub(crate) schema: Ident,
+    pub(crate) table: Ident,
+    pub(crate) sql: Arc<Queries>,
     purge_batch: i64,
+    pooler: Pooler,
 }
 
 /// Shows where the sessions live, never how to connect: the pool's connect
@@ -71,33 +79,33 @@ impl std::fmt::Debug for PostgresStore {
             .field("schema", &self.schema.as_str())
             .field("table", &self.table.as_str())
             .field("purge_batch", &self.purge_batch)
+            .field("pooler", &self.pooler)
             .finish_non_exhaustive()
     }
-}
-
-fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
-    // Only validated, quoted identifiers are interpolated (see `names`); every
-    // value is a bind parameter.
-    AssertSqlSafe(sql.clone())
 }
 
 fn version_param(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::InvalidInput(format!("version {v} exceeds int8")))
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+/// `$1`..`$7` of the record statements: key, id, user, created ms, expires
+/// ms, version, data; then `extra`.
+fn record_params<'q>(r: &'q Record, extra: &[Param<'q>]) -> Result<Vec<Param<'q>>> {
+    let mut params = vec![
+        Param::Bytes(Some(r.key.as_bytes().as_slice())),
+        Param::Uuid(*r.id.as_uuid()),
+        Param::Text(r.user.as_deref()),
+        Param::Int(r.created_at.as_millis()),
+        Param::Int(r.expires_at.as_millis()),
+        Param::Int(version_param(r.version)?),
+        Param::Bytes(Some(r.data.as_slice())),
+    ];
+    params.extend_from_slice(extra);
+    Ok(params)
+}
 
-/// Binds `$1`..`$7` of the record statements: key, id, user, created ms,
-/// expires ms, version, data.
-fn bind_record<'q>(query: PgQuery<'q>, r: &'q Record) -> Result<PgQuery<'q>> {
-    Ok(query
-        .bind(r.key.as_bytes().as_slice())
-        .bind(r.id.as_uuid())
-        .bind(r.user.as_deref())
-        .bind(r.created_at.as_millis())
-        .bind(r.expires_at.as_millis())
-        .bind(version_param(r.version)?)
-        .bind(r.data.as_slice()))
+fn key_param(key: &SessionKey) -> Param<'_> {
+    Param::Bytes(Some(key.as_bytes().as_slice()))
 }
 
 fn record_from(row: &PgRow) -> Result<Record> {
@@ -127,6 +135,51 @@ impl PostgresStore {
             schema,
             table,
             purge_batch: DEFAULT_PURGE_BATCH,
+            pooler: Pooler::Session,
+        }
+    }
+
+    /// Connects a pool with `options` adjusted for `pooler` (see
+    /// [`Pooler::connect_options`]; 5 s to acquire a connection, then a
+    /// transient error), uses `public.sessions`, and runs every statement
+    /// as `pooler` allows.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> session_core::Result<()> {
+    /// use session_sqlx::{Pooler, PostgresStore};
+    ///
+    /// let options = "postgres://app@pgbouncer:6432/app".parse().expect("a URL");
+    /// let store = PostgresStore::connect_with(options, Pooler::Transaction).await?;
+    /// store.check_schema().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(options: PgConnectOptions, pooler: Pooler) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(pooler.connect_options(options))
+            .await
+            .map_err(db_err)?;
+        Ok(Self::new(pool).with_pooler(pooler))
+    }
+
+    /// Runs every statement as `pooler` allows (default
+    /// [`Pooler::Session`]). The pool's connections must have been opened
+    /// with [`Pooler::connect_options`] for a transaction-mode pooler, which
+    /// refuses sqlx's default `extra_float_digits` startup parameter.
+    pub fn with_pooler(mut self, pooler: Pooler) -> Self {
+        self.pooler = pooler;
+        self
+    }
+
+    /// The [`Pooler`] this store runs its statements for.
+    pub fn pooler(&self) -> Pooler {
+        self.pooler
+    }
+
+    fn exec(&self) -> Exec<'_> {
+        Exec {
+            pool: &self.pool,
+            pooler: self.pooler,
         }
     }
 
@@ -179,68 +232,11 @@ impl PostgresStore {
         format!("{}.{}", self.schema.quoted(), self.table.quoted())
     }
 
-    /// Creates the schema, table and indexes, or brings them up to date.
-    ///
-    /// Versioned and idempotent: applied steps are recorded in
-    /// `table_migrations`. Runs in one transaction under a PostgreSQL advisory
-    /// lock on the schema name, so processes migrating at once wait for each
-    /// other instead of failing.
-    pub async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // `IF NOT EXISTS` on every start makes the server send "already
-        // exists, skipping" notices, which sqlx logs at INFO: not news.
-        // Scoped to this transaction; warnings and errors still come through.
-        sqlx::query("SET LOCAL client_min_messages = warning")
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("session-sqlx:{}", self.schema.as_str()))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        for stmt in [&self.sql.create_schema, &self.sql.migrations_table] {
-            sqlx::query(q(stmt))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        let applied_sql = format!(
-            "SELECT version FROM {}.\"{}_migrations\"",
-            self.schema.quoted(),
-            self.table.as_str()
-        );
-        let applied: Vec<i32> = sqlx::query_scalar(AssertSqlSafe(applied_sql.clone()))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        for (version, script) in &self.sql.migrations {
-            if applied.contains(version) {
-                continue;
-            }
-            sqlx::raw_sql(q(script))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let record = format!(
-                "INSERT INTO {}.\"{}_migrations\" (version) VALUES ($1)",
-                self.schema.quoted(),
-                self.table.as_str()
-            );
-            sqlx::query(AssertSqlSafe(record))
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
-    }
-
     /// The query plans PostgreSQL chooses for `load`, `update`,
     /// `list_user` and `purge_expired`, as `(operation, EXPLAIN text)`. For
     /// checking that a deployment uses the indexes.
     pub async fn query_plans(&self) -> Result<Vec<(&'static str, String)>> {
-        let key = vec![0u8; 32];
+        let key = [0u8; 32];
         let mut out = Vec::new();
         for (name, sql) in [
             ("load", &self.sql.load),
@@ -248,23 +244,30 @@ impl PostgresStore {
             ("list_user", &self.sql.list_user),
             ("purge_expired", &self.sql.purge),
         ] {
-            let explain = AssertSqlSafe(format!("EXPLAIN {sql}"));
-            let query = sqlx::query_scalar::<_, String>(explain);
-            let query = match name {
-                "load" => query.bind(key.clone()),
-                "list_user" => query.bind("u7"),
-                "update" => query
-                    .bind(key.clone())
-                    .bind(uuid::Uuid::nil())
-                    .bind(None::<String>)
-                    .bind(0_i64)
-                    .bind(0_i64)
-                    .bind(2_i64)
-                    .bind(Vec::<u8>::new())
-                    .bind(1_i64),
-                _ => query.bind(self.purge_batch),
+            let params = match name {
+                "load" => vec![Param::Bytes(Some(&key))],
+                "list_user" => vec![Param::Text(Some("u7"))],
+                "update" => vec![
+                    Param::Bytes(Some(&key)),
+                    Param::Uuid(uuid::Uuid::nil()),
+                    Param::Text(None),
+                    Param::Int(0),
+                    Param::Int(0),
+                    Param::Int(2),
+                    Param::Bytes(Some(&[])),
+                    Param::Int(1),
+                ],
+                _ => vec![Param::Int(self.purge_batch)],
             };
-            let lines = query.fetch_all(&self.pool).await.map_err(db_err)?;
+            let rows = self
+                .exec()
+                .fetch_all(&Arc::from(format!("EXPLAIN {sql}")), &params)
+                .await
+                .map_err(db_err)?;
+            let lines = rows
+                .iter()
+                .map(|row| row.try_get::<String, _>(0).map_err(db_err))
+                .collect::<Result<Vec<_>>>()?;
             out.push((name, lines.join("\n")));
         }
         Ok(out)
@@ -272,19 +275,9 @@ impl PostgresStore {
 
     async fn try_rotate(&self, old_key: &SessionKey, record: &Record, expected: i64) -> Result<()> {
         // `$1` is the old key here; the new one goes in `$9`.
-        let row = sqlx::query(q(&self.sql.rotate))
-            .bind(old_key.as_bytes().as_slice())
-            .bind(record.id.as_uuid())
-            .bind(record.user.as_deref())
-            .bind(record.created_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(version_param(record.version)?)
-            .bind(record.data.as_slice())
-            .bind(expected)
-            .bind(record.key.as_bytes().as_slice())
-            .fetch_one(&self.pool)
-            .await;
-        let row = match row {
+        let mut params = record_params(record, &[Param::Int(expected), key_param(&record.key)])?;
+        params[0] = key_param(old_key);
+        let row = match self.exec().fetch_one(&self.sql.rotate, &params).await {
             Ok(row) => row,
             Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyExists),
             Err(e) => return Err(db_err(e)),
@@ -306,21 +299,21 @@ impl PostgresStore {
 
     /// Removes the row under `key` if it has expired; whether it did.
     async fn drop_expired(&self, key: &SessionKey) -> Result<bool> {
-        let dropped = sqlx::query(q(&self.sql.drop_expired_at))
-            .bind(key.as_bytes().as_slice())
-            .execute(&self.pool)
+        let dropped = self
+            .exec()
+            .execute(&self.sql.drop_expired_at, &[key_param(key)])
             .await
             .map_err(db_err)?;
-        Ok(dropped.rows_affected() > 0)
+        Ok(dropped > 0)
     }
 
     /// Why a compare-and-set matched no row: a fresh read of the live
     /// version tells a conflict (another version is live) from a session
     /// that is gone.
     async fn failed_write(&self, key: &SessionKey) -> Result<()> {
-        let current: Option<i64> = sqlx::query_scalar(q(&self.sql.live_version))
-            .bind(key.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
+        let current = self
+            .exec()
+            .fetch_optional(&self.sql.live_version, &[key_param(key)])
             .await
             .map_err(db_err)?;
         Err(match current {
@@ -334,14 +327,12 @@ impl PostgresStore {
 impl SessionStore for PostgresStore {
     async fn create(&self, record: &Record) -> Result<()> {
         record.check_create()?;
+        let params = record_params(record, &[])?;
         // A plain INSERT is the cheapest write there is; the key is taken
         // only by a collision (never, with random tokens) or by a test that
         // reuses an expired key, which is handled below.
         for _ in 0..2 {
-            let inserted = bind_record(sqlx::query(q(&self.sql.create)), record)?
-                .execute(&self.pool)
-                .await;
-            match inserted {
+            match self.exec().execute(&self.sql.create, &params).await {
                 Ok(_) => return Ok(()),
                 Err(e) if is_unique_violation(&e) => {
                     if !self.drop_expired(&record.key).await? {
@@ -355,9 +346,9 @@ impl SessionStore for PostgresStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        let row = sqlx::query(q(&self.sql.load))
-            .bind(key.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
+        let row = self
+            .exec()
+            .fetch_optional(&self.sql.load, &[key_param(key)])
             .await
             .map_err(db_err)?;
         row.as_ref().map(record_from).transpose()
@@ -365,25 +356,28 @@ impl SessionStore for PostgresStore {
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
         record.check_update(expected_version)?;
-        let done = bind_record(sqlx::query(q(&self.sql.update)), record)?
-            .bind(version_param(expected_version)?)
-            .execute(&self.pool)
+        let params = record_params(record, &[Param::Int(version_param(expected_version)?)])?;
+        let done = self
+            .exec()
+            .execute(&self.sql.update, &params)
             .await
             .map_err(db_err)?;
-        match done.rows_affected() {
+        match done {
             0 => self.failed_write(&record.key).await,
             _ => Ok(()),
         }
     }
 
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
-        let done = sqlx::query(q(&self.sql.touch))
-            .bind(key.as_bytes().as_slice())
-            .bind(expires_at.as_millis())
-            .execute(&self.pool)
+        let done = self
+            .exec()
+            .execute(
+                &self.sql.touch,
+                &[key_param(key), Param::Int(expires_at.as_millis())],
+            )
             .await
             .map_err(db_err)?;
-        match done.rows_affected() {
+        match done {
             0 => Err(Error::NotFound),
             _ => Ok(()),
         }
@@ -411,12 +405,15 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
-        let live: Option<bool> = sqlx::query_scalar(q(&self.sql.delete))
-            .bind(key.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
+        let row = self
+            .exec()
+            .fetch_optional(&self.sql.delete, &[key_param(key)])
             .await
             .map_err(db_err)?;
-        Ok(live.unwrap_or(false))
+        match row {
+            Some(row) => row.try_get::<bool, _>(0).map_err(db_err),
+            None => Ok(false),
+        }
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
@@ -425,9 +422,9 @@ impl SessionStore for PostgresStore {
             // carry a NUL to compare with).
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(q(&self.sql.list_user))
-            .bind(user)
-            .fetch_all(&self.pool)
+        let rows = self
+            .exec()
+            .fetch_all(&self.sql.list_user, &[Param::Text(Some(user))])
             .await
             .map_err(db_err)?;
         rows.iter().map(record_from).collect()
@@ -437,36 +434,38 @@ impl SessionStore for PostgresStore {
         if check_user_name(user).is_err() {
             return Ok(0);
         }
-        let done = sqlx::query(q(&self.sql.delete_user))
-            .bind(user)
-            .bind(keep.map(|k| k.as_bytes().as_slice()))
-            .execute(&self.pool)
+        let keep = Param::Bytes(keep.map(|k| k.as_bytes().as_slice()));
+        self.exec()
+            .execute(&self.sql.delete_user, &[Param::Text(Some(user)), keep])
             .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected())
+            .map_err(db_err)
     }
 
     async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
         if check_user_name(user).is_err() {
             return Ok(false);
         }
-        let done = sqlx::query(q(&self.sql.delete_id))
-            .bind(user)
-            .bind(id.as_uuid())
-            .execute(&self.pool)
+        let done = self
+            .exec()
+            .execute(
+                &self.sql.delete_id,
+                &[Param::Text(Some(user)), Param::Uuid(*id.as_uuid())],
+            )
             .await
             .map_err(db_err)?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     async fn purge_expired(&self) -> Result<u64> {
         let mut total = 0;
         loop {
-            let (due, gone): (i64, i64) = sqlx::query_as(q(&self.sql.purge))
-                .bind(self.purge_batch)
-                .fetch_one(&self.pool)
+            let row = self
+                .exec()
+                .fetch_one(&self.sql.purge, &[Param::Int(self.purge_batch)])
                 .await
                 .map_err(db_err)?;
+            let due: i64 = row.try_get(0).map_err(db_err)?;
+            let gone: i64 = row.try_get(1).map_err(db_err)?;
             total += u64::try_from(gone).unwrap_or(0);
             if due < self.purge_batch {
                 return Ok(total);

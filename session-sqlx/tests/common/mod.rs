@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use session_core::SessionToken;
-use session_sqlx::PostgresStore;
+use session_sqlx::{Pooler, PostgresStore};
 use session_test_suite::{server, Provision, ServerKind, TestStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -64,4 +64,43 @@ pub async fn fresh_store() -> Provision {
 /// failure under CI).
 pub fn url_or_skip(test: &str) -> Option<String> {
     session_test_suite::url_or_skip(URL_VAR, test)
+}
+
+pub mod pgbouncer;
+
+/// A migrated store in its own schema, reached through a pgbouncer of its
+/// own in transaction pooling mode with [`Pooler::Transaction`]; the schema
+/// is created and migrated through the pooler too. Skipped (a failure under
+/// CI) without a server or without the pgbouncer binary.
+pub async fn fresh_store_behind_pgbouncer() -> Provision {
+    let server = match server(URL_VAR, ServerKind::Postgres).await {
+        Ok(server) => server,
+        Err(skip) => return skip,
+    };
+    let bouncer = match pgbouncer::PgBouncer::start(&server.url, 5, "") {
+        Ok(bouncer) => bouncer,
+        Err(why) => return Provision::Skip(why),
+    };
+    let options = bouncer.url.parse().expect("a PostgreSQL URL");
+    let schema = schema_name();
+    let store = PostgresStore::connect_with(options, Pooler::Transaction)
+        .await
+        .expect("connect through pgbouncer")
+        .with_schema(&schema)
+        .expect("valid schema name");
+    store
+        .migrate()
+        .await
+        .expect("migrate the test schema through pgbouncer");
+    let direct = pool(&server.url).await;
+    let pooled = store.pool().clone();
+    TestStore::new(Arc::new(store))
+        .with_cleanup(move || async move {
+            pooled.close().await;
+            drop(bouncer);
+            drop_schema(&direct, &schema).await;
+            direct.close().await;
+            drop(server);
+        })
+        .into()
 }
