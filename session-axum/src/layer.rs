@@ -105,9 +105,23 @@ fn error_response(status: StatusCode, message: &'static str) -> Response {
     res
 }
 
+/// `e` and every cause under it, `top: cause: cause…`, for the log.
+fn chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn store_failure(e: &Error) -> Response {
-    // The error's Display never contains a token; its source chain is kept.
-    tracing::error!(error = %e, source = ?std::error::Error::source(e), "session store failed");
+    // The error's Display never contains a token, and neither do its
+    // causes (stores never put a token in an error); all of them are
+    // logged, so an operator sees why.
+    tracing::error!(error = %chain(e), transient = e.is_transient(), "session store failed");
     if e.is_transient() || matches!(e, Error::Conflict) {
         let mut res = error_response(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable");
         res.headers_mut()
@@ -180,5 +194,62 @@ where
             }
             Ok(res)
         })
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 20, item 8: the log line of a store failure carries the whole
+    /// cause chain, not only the top error and its first source.
+    #[test]
+    fn a_store_failure_is_logged_with_its_whole_cause_chain() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("pool timed out while waiting for an open connection")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = Error::transient("postgres", Wrapper(root));
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let response = tracing::subscriber::with_default(subscriber, || store_failure(&e));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains(
+                "transient postgres backend error: pool timed out while waiting for an open \
+                 connection: connection refused"
+            ),
+            "{logged}"
+        );
     }
 }

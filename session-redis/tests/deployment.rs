@@ -210,3 +210,62 @@ async fn an_untrusted_tls_certificate_is_a_permanent_error_that_names_the_fix() 
     store.create(&r).await.unwrap();
     assert!(store.delete(&r.key).await.unwrap());
 }
+
+/// Issue 20, item 9: a write that reaches a replica (as during a failover,
+/// before clients follow the new primary) is refused with READONLY, which is
+/// transient: retrying reaches the new primary. Reads still work there.
+#[tokio::test]
+async fn a_write_to_a_replica_during_failover_is_a_transient_error() {
+    const TEST: &str = "a_write_to_a_replica_during_failover_is_a_transient_error";
+    if url_or_skip(URL_VAR, TEST).is_none() {
+        return;
+    }
+    let primary_port = free_loopback_port();
+    let primary_dir = TempDir::new("primary");
+    // No 5 s wait before the first full sync (Redis 7's diskless default).
+    let primary = OwnServer::start_with(
+        primary_port,
+        &primary_dir,
+        &["--save", "", "--repl-diskless-sync-delay", "0"],
+    )
+    .await;
+    let replica_dir = TempDir::new("replica");
+    let replica = OwnServer::start_with(
+        free_loopback_port(),
+        &replica_dir,
+        &[
+            "--save",
+            "",
+            "--replicaof",
+            "127.0.0.1",
+            &primary_port.to_string(),
+        ],
+    )
+    .await;
+    let on_primary = RedisStore::connect(&primary.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let r = cases::new_record(Some("alice"));
+    on_primary.create(&r).await.unwrap();
+    let on_replica = RedisStore::connect(&replica.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let mut seen = None;
+    for _ in 0..500 {
+        seen = on_replica.load(&r.key).await.unwrap();
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, Some(r.clone()), "the replica serves reads");
+    let refused = on_replica
+        .update(&cases::next_version(&r, b"late"), 1)
+        .await
+        .expect_err("a replica refuses writes");
+    let text = chain(&refused);
+    assert!(refused.is_transient(), "READONLY is transient: {text}");
+    assert!(text.to_lowercase().contains("read only replica"), "{text}");
+    replica.kill().await;
+    primary.kill().await;
+}
