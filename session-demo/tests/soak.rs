@@ -52,7 +52,7 @@ struct DemoProcess {
 }
 
 impl DemoProcess {
-    fn spawn(store: &str, log: &PathBuf) -> Self {
+    fn spawn(store: &str, extra: &[&str], log: &PathBuf) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], session_test_suite::free_loopback_port()));
         let log = std::fs::File::create(log).expect("create the demo log");
         let child = Command::new(env!("CARGO_BIN_EXE_session-demo"))
@@ -63,6 +63,7 @@ impl DemoProcess {
                 &addr.to_string(),
                 "--dev-cookies",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -301,9 +302,9 @@ async fn wait_until_serving(addr: SocketAddr) {
     panic!("the demo did not start listening on {addr}");
 }
 
-async fn soak(name: &str, store: &str) -> Report {
+async fn soak(name: &str, store: &str, extra: &[&str]) -> Report {
     let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("soak-{name}.log"));
-    let demo = DemoProcess::spawn(store, &log);
+    let demo = DemoProcess::spawn(store, extra, &log);
     wait_until_serving(demo.addr).await;
     let http: Http = Hyper::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
@@ -400,13 +401,18 @@ fn check(name: &str, r: &Report) {
 }
 
 fn run(name: &str, store: &str) {
+    run_with(name, store, &[]);
+}
+
+/// As [`run`], with more arguments for the demo.
+fn run_with(name: &str, store: &str, extra: &[&str]) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let report = runtime.block_on(soak(name, store));
+    let report = runtime.block_on(soak(name, store, extra));
     check(name, &report);
 }
 
@@ -417,6 +423,90 @@ fn soak_sled_200_clients_no_5xx_no_lost_increments_stable_memory() {
     let _ = std::fs::remove_dir_all(&dir);
     run("sled", &format!("sled:{}", dir.display()));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `sql` on `url` (one connection, simple protocol).
+fn admin_sql(url: &str, sql: String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("run the set-up SQL");
+    });
+}
+
+/// The role `.ci/pgbouncer.sh` is told to trust (pgbouncer wants its users
+/// listed, even under trust).
+const APP_ROLE: &str = "session_soak_app";
+
+/// Issue 20, items 1 and 2 together, as production runs: the owner migrates
+/// once, directly; the demo then runs with `--no-migrate` as a role that may
+/// only SELECT, INSERT, UPDATE and DELETE on the table, through pgbouncer in
+/// transaction mode with a server pool of 5, and serves 200 clients with no
+/// error. `SESSION_TEST_PGBOUNCER_URL` names the pooler
+/// (`postgres://127.0.0.1:PORT`), which `.ci/run` starts.
+#[test]
+fn soak_postgres_through_pgbouncer_as_a_dml_only_role_200_clients_no_errors() {
+    const TEST: &str = "soak_postgres_through_pgbouncer_as_a_dml_only_role";
+    let Some(direct) = url_or_skip("SESSION_TEST_POSTGRES_URL", TEST) else {
+        return;
+    };
+    let Some(pooler) = url_or_skip("SESSION_TEST_PGBOUNCER_URL", TEST) else {
+        return;
+    };
+    let db = format!("session_soak_pool_{}", std::process::id());
+    let (base, _) = direct.rsplit_once('/').expect("a database in the URL");
+    admin_sql(
+        &direct,
+        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
+    admin_sql(&direct, format!("CREATE DATABASE {db}"));
+    let owner_url = format!("{base}/{db}");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let url = session_cli::StoreUrl::parse(&owner_url).expect("the owner's URL");
+            url.open().await.expect("the owner migrates");
+        });
+    admin_sql(
+        &owner_url,
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') \
+             THEN CREATE ROLE {APP_ROLE} LOGIN; END IF; END $$; \
+             GRANT CONNECT ON DATABASE {db} TO {APP_ROLE}; \
+             GRANT USAGE ON SCHEMA public TO {APP_ROLE}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON public.sessions TO {APP_ROLE};"
+        ),
+    );
+    // `postgres://[user@]host:port[/…]` → `host:port`.
+    let after_scheme = pooler
+        .split_once("://")
+        .map_or(pooler.as_str(), |(_, rest)| rest);
+    let host = after_scheme
+        .rsplit('@')
+        .next()
+        .and_then(|h| h.split('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    let app_url = format!("postgres://{APP_ROLE}@{host}/{db}?pooler=transaction");
+    run_with(
+        "postgres via pgbouncer as a DML-only role",
+        &app_url,
+        &["--no-migrate"],
+    );
+    admin_sql(
+        &direct,
+        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
 }
 
 #[test]
