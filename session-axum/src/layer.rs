@@ -105,23 +105,11 @@ fn error_response(status: StatusCode, message: &'static str) -> Response {
     res
 }
 
-/// `e` and every cause under it, `top: cause: cause…`, for the log.
-fn chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn store_failure(e: &Error) -> Response {
     // The error's Display never contains a token, and neither do its
     // causes (stores never put a token in an error); all of them are
     // logged, so an operator sees why.
-    tracing::error!(error = %chain(e), transient = e.is_transient(), "session store failed");
+    tracing::error!(error = %session_core::error_chain(e), transient = e.is_transient(), "session store failed");
     if e.is_transient() || matches!(e, Error::Conflict) {
         let mut res = error_response(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable");
         res.headers_mut()

@@ -6,33 +6,9 @@ use std::error::Error as StdError;
 
 use crate::url::{is_secret_param, StoreUrl};
 
-/// An error and all its sources, joined with `": "`; the `Display` of a
-/// backend error alone says only which backend failed.
-///
-/// A cause whose text the chain already ends with is not repeated (many
-/// errors print their source inside their own message).
-///
-/// ```
-/// let io = std::io::Error::other("connection refused");
-/// let e = session_core::Error::transient("redis", io);
-/// assert_eq!(
-///     session_cli::error_chain(&e),
-///     "transient redis backend error: connection refused"
-/// );
-/// ```
-pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+/// An error and all its sources, joined with `": "` (see
+/// [`session_core::error_chain`], which this is).
+pub use session_core::error_chain;
 
 /// What to try about `error`, when the cause chain shows a known situation:
 /// for a sled folder that another process holds open (sled takes an

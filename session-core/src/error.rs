@@ -114,6 +114,36 @@ impl StdError for Error {
     }
 }
 
+/// An error and all its sources, joined with `": "`, as a person should read
+/// it: the `Display` of a backend error alone says only which backend failed.
+///
+/// A cause whose text the line already ends with is not repeated (many
+/// errors print their source inside their own message). Neither this crate
+/// nor the stores put a token or a password in an error, so the line is
+/// safe to log.
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// let e = session_core::Error::transient("redis", io);
+/// assert_eq!(
+///     session_core::error_chain(&e),
+///     "transient redis backend error: connection refused"
+/// );
+/// ```
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

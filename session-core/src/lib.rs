@@ -58,7 +58,7 @@ mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SessionConfig;
-pub use error::{BoxError, Error, Result};
+pub use error::{error_chain, BoxError, Error, Result};
 pub use manager::{SessionInfo, SessionManager};
 pub use memory::MemoryStore;
 pub use purge::PurgeTask;

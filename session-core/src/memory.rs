@@ -3,6 +3,7 @@
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -187,6 +188,42 @@ impl Inner {
         Some(old)
     }
 
+    /// Works in passes over `user`'s index, each key's shard locked only
+    /// while `visit` looks at it, until `visit` breaks (its value is
+    /// returned) or a pass finds no key it has not visited (`None`). `skip`
+    /// is never visited.
+    fn index_passes<T>(
+        &self,
+        user: &str,
+        skip: Option<&SessionKey>,
+        mut visit: impl FnMut(&mut RecordShard, &SessionKey, Timestamp) -> ControlFlow<T>,
+    ) -> Option<T> {
+        let mut seen: HashSet<SessionKey> = HashSet::new();
+        loop {
+            let fresh: Vec<SessionKey> = self
+                .user_shard(user)
+                .get(user)
+                .map(|keys| {
+                    keys.iter()
+                        .filter(|k| Some(*k) != skip && !seen.contains(*k))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if fresh.is_empty() {
+                return None;
+            }
+            let now = self.now();
+            for key in &fresh {
+                let mut shard = lock(&self.records[shard_of(key)]);
+                if let ControlFlow::Break(found) = visit(&mut shard, key, now) {
+                    return Some(found);
+                }
+            }
+            seen.extend(fresh);
+        }
+    }
+
     /// The live record's version under `key`, or the error `update` owes.
     fn live_version(shard: &RecordShard, key: &SessionKey, now: Timestamp) -> Result<u64> {
         match shard.records.get(key) {
@@ -334,80 +371,44 @@ impl SessionStore for MemoryStore {
         Ok(out)
     }
 
-    /// Works in passes over the user's index, as `delete_user` does, until
-    /// it finds the session: a rotation indexes the new key under the lock
-    /// that makes it live, so a session that moves during a pass is found
-    /// under its new key in the next one.
+    /// See [`Inner::index_passes`]: a rotation indexes the new key under
+    /// the lock that makes it live, so a session that moves during a pass is
+    /// found under its new key in the next one.
     async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
         let inner = &self.inner;
-        let mut seen: HashSet<SessionKey> = HashSet::new();
-        loop {
-            let fresh: Vec<SessionKey> = inner
-                .user_shard(user)
-                .get(user)
-                .map(|keys| {
-                    keys.iter()
-                        .filter(|k| !seen.contains(*k))
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
-            if fresh.is_empty() {
-                return Ok(false);
+        let found = inner.index_passes(user, None, |shard, key, now| {
+            let ours = shard.records.get(key).is_some_and(|r| {
+                r.id == id && r.user.as_deref() == Some(user) && r.is_live_at(now)
+            });
+            if ours {
+                inner.take(shard, key);
+                return ControlFlow::Break(());
             }
-            let now = inner.now();
-            for key in &fresh {
-                let mut shard = lock(&inner.records[shard_of(key)]);
-                let ours = shard.records.get(key).is_some_and(|r| {
-                    r.id == id && r.user.as_deref() == Some(user) && r.is_live_at(now)
-                });
-                if ours {
-                    inner.take(&mut shard, key);
-                    return Ok(true);
-                }
-            }
-            seen.extend(fresh);
-        }
+            ControlFlow::Continue(())
+        });
+        Ok(found.is_some())
     }
 
-    /// Works in passes over the user's index, each shard locked only while
-    /// one key is removed, until a pass finds no key it has not dealt with.
-    /// That is enough: `rotate` indexes the new key under the same lock that
-    /// makes it live, and only rotates a live old key, so a session that
-    /// moves during a pass shows up, under its new key, in the next one.
+    /// See [`Inner::index_passes`]: `rotate` indexes the new key under the
+    /// same lock that makes it live, and only rotates a live old key, so a
+    /// session that moves during a pass shows up, under its new key, in the
+    /// next one.
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         let inner = &self.inner;
-        let mut seen: HashSet<SessionKey> = HashSet::new();
         let mut deleted = 0;
-        loop {
-            let fresh: Vec<SessionKey> = inner
-                .user_shard(user)
-                .get(user)
-                .map(|keys| {
-                    keys.iter()
-                        .filter(|k| Some(*k) != keep && !seen.contains(*k))
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
-            if fresh.is_empty() {
-                return Ok(deleted);
-            }
-            let now = inner.now();
-            for key in &fresh {
-                let mut shard = lock(&inner.records[shard_of(key)]);
-                let belongs = shard
-                    .records
-                    .get(key)
-                    .is_some_and(|r| r.user.as_deref() == Some(user));
-                if belongs {
-                    if let Some(r) = inner.take(&mut shard, key) {
-                        deleted += u64::from(r.is_live_at(now));
-                    }
+        inner.index_passes(user, keep, |shard, key, now| {
+            let belongs = shard
+                .records
+                .get(key)
+                .is_some_and(|r| r.user.as_deref() == Some(user));
+            if belongs {
+                if let Some(r) = inner.take(shard, key) {
+                    deleted += u64::from(r.is_live_at(now));
                 }
             }
-            seen.extend(fresh);
-        }
+            ControlFlow::<()>::Continue(())
+        });
+        Ok(deleted)
     }
 
     async fn purge_expired(&self) -> Result<u64> {

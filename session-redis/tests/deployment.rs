@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use common::{OwnServer, TempDir, URL_VAR};
@@ -12,16 +11,8 @@ use session_core::{Error, SessionStore};
 use session_redis::{RedisOptions, RedisStore};
 use session_test_suite::{cases, free_loopback_port, url_or_skip};
 
-/// The whole cause chain of an error, as a person reads it.
-fn chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    session_core::error_chain(e)
 }
 
 async fn connect_err(url: &str) -> Error {

@@ -76,14 +76,7 @@ impl Role {
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
+    session_core::error_chain(e)
 }
 
 #[tokio::test]

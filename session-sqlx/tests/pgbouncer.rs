@@ -30,14 +30,7 @@ fn bouncer_or_skip(test: &str, pool_size: u32, extra: &str) -> Option<(String, P
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
+    session_core::error_chain(e)
 }
 
 #[tokio::test]

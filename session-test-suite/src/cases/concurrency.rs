@@ -328,39 +328,10 @@ async fn revoke_while_rotating(store: &Arc<dyn SessionStore>, user: &str) {
     }
     let revoked = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(AtomicU64::new(0));
-    let mut handles = Vec::new();
-    for r in records.clone() {
-        let store = Arc::clone(store);
-        let revoked = Arc::clone(&revoked);
-        let progress = Arc::clone(&progress);
-        handles.push(tokio::spawn(async move {
-            let mut used: Vec<SessionKey> = vec![r.key];
-            let mut current = r;
-            loop {
-                // An in-process store never returns Pending: let other tasks run.
-                tokio::task::yield_now().await;
-                let after = revoked.load(Ordering::SeqCst);
-                let next = rotated(&current, b"rotated");
-                match store.rotate(&current.key, &next, current.version).await {
-                    Ok(()) => {
-                        assert!(
-                            !after,
-                            "delete_user: a revoked session is never brought back by a late \
-                             rotate, but one started after delete_user returned succeeded"
-                        );
-                        used.push(next.key);
-                        current = next;
-                    }
-                    Err(Error::NotFound) => break,
-                    Err(e) => {
-                        panic!("rotate of a session being revoked: Ok or NotFound; got {e:?}")
-                    }
-                }
-                progress.fetch_add(1, Ordering::SeqCst);
-            }
-            used
-        }));
-    }
+    let handles: Vec<_> = records
+        .iter()
+        .map(|r| spawn_rotating(store, r.clone(), &revoked, &progress, "delete_user"))
+        .collect();
     wait_for(
         &progress,
         (SESSIONS * 5) as u64,
@@ -383,6 +354,47 @@ async fn revoke_while_rotating(store: &Arc<dyn SessionStore>, user: &str) {
     assert_listed(&**store, user, &[], "no revoked session is listed").await;
 }
 
+/// Rotates `r` in a loop until the store answers `NotFound`, counting
+/// rotations in `progress`; a rotation that succeeds after `revoked` was set
+/// (the revocation, by `what`, had returned) fails the case. Returns every
+/// key the session had.
+fn spawn_rotating(
+    store: &Arc<dyn SessionStore>,
+    r: Record,
+    revoked: &Arc<AtomicBool>,
+    progress: &Arc<AtomicU64>,
+    what: &'static str,
+) -> tokio::task::JoinHandle<Vec<SessionKey>> {
+    let store = Arc::clone(store);
+    let revoked = Arc::clone(revoked);
+    let progress = Arc::clone(progress);
+    tokio::spawn(async move {
+        let mut used: Vec<SessionKey> = vec![r.key];
+        let mut current = r;
+        loop {
+            // An in-process store never returns Pending: let other tasks run.
+            tokio::task::yield_now().await;
+            let after = revoked.load(Ordering::SeqCst);
+            let next = rotated(&current, b"rotated");
+            match store.rotate(&current.key, &next, current.version).await {
+                Ok(()) => {
+                    assert!(
+                        !after,
+                        "{what}: a revoked session is never brought back by a late rotate, \
+                         but one started after {what} returned succeeded"
+                    );
+                    used.push(next.key);
+                    current = next;
+                }
+                Err(Error::NotFound) => break,
+                Err(e) => panic!("rotate of a session being revoked: Ok or NotFound; got {e:?}"),
+            }
+            progress.fetch_add(1, Ordering::SeqCst);
+        }
+        used
+    })
+}
+
 /// `delete_id` ends a session that rotates in a loop meanwhile: it returns
 /// `true`, the rotating task then meets `NotFound`, and no key the session
 /// ever had loads. (A revoke by id must never answer "gone" for a session
@@ -396,31 +408,9 @@ pub async fn delete_id_ends_a_session_that_keeps_rotating(store: Arc<dyn Session
         store.create(&r).await.expect("create");
         store.create(&bystander).await.expect("create");
         let target_id = r.id;
+        let revoked = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(AtomicU64::new(0));
-        let rotating = {
-            let store = Arc::clone(&store);
-            let progress = Arc::clone(&progress);
-            tokio::spawn(async move {
-                let mut used: Vec<SessionKey> = vec![r.key];
-                let mut current = r;
-                loop {
-                    tokio::task::yield_now().await;
-                    let next = rotated(&current, b"rotated");
-                    match store.rotate(&current.key, &next, current.version).await {
-                        Ok(()) => {
-                            used.push(next.key);
-                            current = next;
-                        }
-                        Err(Error::NotFound) => break,
-                        Err(e) => {
-                            panic!("rotate of a session being revoked: Ok or NotFound; got {e:?}")
-                        }
-                    }
-                    progress.fetch_add(1, Ordering::SeqCst);
-                }
-                used
-            })
-        };
+        let rotating = spawn_rotating(&store, r, &revoked, &progress, "delete_id");
         wait_for(
             &progress,
             3,
@@ -429,6 +419,7 @@ pub async fn delete_id_ends_a_session_that_keeps_rotating(store: Arc<dyn Session
         )
         .await;
         let res = store.delete_id(&user, target_id).await;
+        revoked.store(true, Ordering::SeqCst);
         assert!(
             matches!(res, Ok(true)),
             "delete_id: a session that is live throughout (it only rotates) is found and \
