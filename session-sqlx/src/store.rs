@@ -158,12 +158,43 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with(options: PgConnectOptions, pooler: Pooler) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .acquire_timeout(DEFAULT_CALL_TIMEOUT)
+        Self::connect_with_pool(options, pooler, PgPoolOptions::new(), DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), with the pool built from
+    /// `pool` (say, to set its size) and every call bounded by
+    /// `call_timeout` (see [`with_call_timeout`](Self::with_call_timeout)).
+    /// The pool's acquire timeout, and so the wait for the first connection,
+    /// is capped at `call_timeout`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> session_core::Result<()> {
+    /// use std::time::Duration;
+    /// use session_sqlx::{Pooler, PostgresStore};
+    /// use sqlx::postgres::PgPoolOptions;
+    ///
+    /// let options = "postgres://app@db/app".parse().expect("a URL");
+    /// let pool = PgPoolOptions::new().max_connections(4);
+    /// let store =
+    ///     PostgresStore::connect_with_pool(options, Pooler::Session, pool, Duration::from_secs(2))
+    ///         .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_pool(
+        options: PgConnectOptions,
+        pooler: Pooler,
+        pool: PgPoolOptions,
+        call_timeout: Duration,
+    ) -> Result<Self> {
+        let acquire = pool.get_acquire_timeout().min(call_timeout);
+        let pool = pool
+            .acquire_timeout(acquire)
             .connect_with(pooler.connect_options(options))
             .await
             .map_err(db_err)?;
-        Ok(Self::new(pool).with_pooler(pooler))
+        Ok(Self::new(pool)
+            .with_pooler(pooler)
+            .with_call_timeout(call_timeout))
     }
 
     /// Runs every statement as `pooler` allows (default
