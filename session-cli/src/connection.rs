@@ -14,10 +14,14 @@ use session_core::{Error, MemoryStore, Result, SessionStore, SessionToken};
 use session_redis::{RedisOptions, RedisStore};
 use session_sled::{SledOptions, SledStore};
 use session_sqlx::PostgresStore;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use crate::stats::Stats;
 use crate::url::{invalid, StoreUrl};
+
+/// Connections in the pool of one case's PostgreSQL namespace.
+const CASE_POOL_CONNECTIONS: u32 = 2;
 
 /// A random hex tag for namespaces: 16 hex digits from the OS CSPRNG.
 fn random_tag() -> String {
@@ -88,7 +92,7 @@ impl Connection {
     /// A store in a fresh, random namespace: a new [`MemoryStore`]; sled trees
     /// `sessionctl-check-<hex>.*` in this database; a PostgreSQL schema
     /// `sessionctl_check_<hex>` (created and migrated, with a pool of its
-    /// own); a Redis key prefix `sessionctl-check:<hex>:`.
+    /// own of at most two connections); a Redis key prefix `sessionctl-check:<hex>:`.
     pub async fn isolated(&self) -> Result<Isolated> {
         let tag = random_tag();
         match &self.inner {
@@ -111,12 +115,16 @@ impl Connection {
             }
             Inner::Postgres(_) => {
                 let schema = format!("sessionctl_check_{tag}");
-                // A pool per namespace, as the backend's own tests do, so
-                // cases running side by side do not wait for each other's
-                // connections.
+                // A small pool per namespace, closed by `cleanup`: cases
+                // running side by side do not wait for each other's
+                // connections, and four of them at a time stay within what
+                // a small pooler serves (every call is one statement, so
+                // no transaction is held open across awaits).
                 let store = self
                     .url
-                    .postgres_store()
+                    .postgres_store_with(
+                        PgPoolOptions::new().max_connections(CASE_POOL_CONNECTIONS),
+                    )
                     .await?
                     .expect("a Postgres connection comes from a Postgres URL")
                     .with_schema(&schema)?;

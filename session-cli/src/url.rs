@@ -6,12 +6,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use session_core::{Error, MemoryStore, Result, SessionStore};
 use session_redis::{RedisOptions, RedisStore};
 use session_sled::SledStore;
 use session_sqlx::{Pooler, PostgresStore};
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::connection::{Connection, Isolated};
 
@@ -26,8 +27,8 @@ use crate::connection::{Connection, Isolated};
 /// | `redis://…`, `rediss://…`, `redis+unix://…` | [`RedisStore`] on one server, key prefix `session:` |
 /// | `redis+cluster://[user:pass@]host:port,host:port` | [`RedisStore`] on a Redis Cluster, key prefix `session:` |
 ///
-/// A PostgreSQL URL takes two query parameters of its own besides sqlx's
-/// (`sslmode`, …), both removed before the URL reaches sqlx:
+/// A PostgreSQL URL takes three query parameters of its own besides sqlx's
+/// (`sslmode`, …), all removed before the URL reaches sqlx:
 ///
 /// - `pooler=transaction` for a connection pooler in transaction mode
 ///   (pgbouncer `pool_mode = transaction`): see [`Pooler`]; `pooler=session`
@@ -37,6 +38,9 @@ use crate::connection::{Connection, Isolated};
 ///   version this release needs (for an application role that may not
 ///   create anything; the owner runs `sessionctl migrate URL`).
 ///   `migrate=true` is the default.
+/// - `call_timeout=2s` (or `500ms`): the bound on every store call and on
+///   waiting for a connection (see
+///   [`PostgresStore::with_call_timeout`]); `5s` is the default.
 ///
 /// A cluster URL names one or more nodes to discover the cluster from; each
 /// becomes a node URL `redis://[user:pass@]host:port` (`rediss+cluster://`
@@ -183,14 +187,24 @@ impl StoreUrl {
         self.open_inner(false).await
     }
 
-    /// Connects to PostgreSQL as the URL says (its `pooler`), without
-    /// creating or checking anything. `None` for other backends.
+    /// Connects to PostgreSQL as the URL says (its `pooler` and
+    /// `call_timeout`), without creating or checking anything. `None` for
+    /// other backends.
     pub async fn postgres_store(&self) -> Result<Option<PostgresStore>> {
+        self.postgres_store_with(PgPoolOptions::new()).await
+    }
+
+    /// [`postgres_store`](Self::postgres_store) with a pool built from
+    /// `pool`.
+    pub(crate) async fn postgres_store_with(
+        &self,
+        pool: PgPoolOptions,
+    ) -> Result<Option<PostgresStore>> {
         let Self::Postgres(url) = self else {
             return Ok(None);
         };
         let (options, settings) = postgres_settings(url)?;
-        PostgresStore::connect_with(options, settings.pooler)
+        PostgresStore::connect_with_pool(options, settings.pooler, pool, settings.call_timeout)
             .await
             .map(Some)
     }
@@ -201,7 +215,13 @@ impl StoreUrl {
             Self::Sled(path) => Arc::new(SledStore::open(path)?),
             Self::Postgres(url) => {
                 let (options, settings) = postgres_settings(url)?;
-                let store = PostgresStore::connect_with(options, settings.pooler).await?;
+                let store = PostgresStore::connect_with_pool(
+                    options,
+                    settings.pooler,
+                    PgPoolOptions::new(),
+                    settings.call_timeout,
+                )
+                .await?;
                 if may_migrate && settings.migrate {
                     store.migrate().await?;
                 } else {
@@ -242,14 +262,17 @@ pub(crate) struct PgSettings {
     pub pooler: Pooler,
     /// `migrate=true|false`.
     pub migrate: bool,
+    /// `call_timeout=5s|500ms`.
+    pub call_timeout: Duration,
 }
 
 /// Splits a PostgreSQL URL into sqlx's connect options (from the URL
-/// without `pooler` and `migrate`) and those two settings.
+/// without `pooler`, `migrate` and `call_timeout`) and those settings.
 pub(crate) fn postgres_settings(url: &str) -> Result<(PgConnectOptions, PgSettings)> {
     let mut settings = PgSettings {
         pooler: Pooler::Session,
         migrate: true,
+        call_timeout: Duration::from_secs(5),
     };
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -271,6 +294,11 @@ pub(crate) fn postgres_settings(url: &str) -> Result<(PgConnectOptions, PgSettin
                     _ => return Err(invalid("migrate= takes true or false")),
                 }
             }
+            "call_timeout" => {
+                settings.call_timeout = parse_duration(value).ok_or_else(|| {
+                    invalid("call_timeout= takes a duration such as 5s or 500ms (more than 0)")
+                })?
+            }
             _ => kept.push(pair),
         }
     }
@@ -282,6 +310,19 @@ pub(crate) fn postgres_settings(url: &str) -> Result<(PgConnectOptions, PgSettin
     let options = PgConnectOptions::from_str(&sqlx_url)
         .map_err(|e| invalid(format!("bad PostgreSQL URL: {e}")))?;
     Ok((options, settings))
+}
+
+/// `5s`, `500ms` → a duration; `None` for anything else or zero.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (digits, unit) = match text.strip_suffix("ms") {
+        Some(d) => (d, 1),
+        None => (text.strip_suffix('s')?, 1000),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms = digits.parse::<u64>().ok()?.checked_mul(unit)?;
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// `redis+cluster://[user:pass@]host:port,host:port` → node URLs.

@@ -83,6 +83,8 @@ fn postgres_pooler_and_migrate_parameters_parse_and_are_kept_in_the_url() {
         "postgres://app@pgbouncer:6432/app?pooler=transaction",
         "postgres://app@db/app?sslmode=disable&pooler=session&migrate=false",
         "postgres://app@db/app?migrate=true",
+        "postgres://app@db/app?call_timeout=500ms&pooler=transaction",
+        "postgres://app@db/app?call_timeout=2s",
     ] {
         assert_eq!(parse(url), StoreUrl::Postgres(url.to_owned()));
     }
@@ -95,6 +97,12 @@ fn bad_pooler_and_migrate_values_are_invalid_input_naming_the_choices() {
         "session or transaction",
     );
     rejected("postgres://app@db/app?migrate=no", "true or false");
+    for bad in ["5", "0s", "1.5s", "-1s", "5 s", ""] {
+        rejected(
+            &format!("postgres://app@db/app?call_timeout={bad}"),
+            "5s or 500ms",
+        );
+    }
 }
 
 #[test]

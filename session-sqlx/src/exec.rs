@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sqlx::postgres::{PgArguments, PgPool, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 
+use crate::guard::Guard;
 use crate::pooler::Pooler;
 
 /// One statement parameter (`$n` is `params[n - 1]`).
@@ -91,11 +92,13 @@ pub(crate) fn inline(sql: &str, params: &[Param<'_>]) -> String {
     out
 }
 
-/// Runs statements on `pool` as `pooler` allows.
+/// Runs statements on `pool` as `pooler` allows, and shows every error to
+/// the store's [`Guard`].
 #[derive(Clone, Copy)]
 pub(crate) struct Exec<'a> {
     pub pool: &'a PgPool,
     pub pooler: Pooler,
+    pub guard: &'a Guard,
 }
 
 impl Exec<'_> {
@@ -114,13 +117,21 @@ impl Exec<'_> {
         sqlx::raw_sql(AssertSqlSafe(inline(sql, params)))
     }
 
+    /// `result`, after showing its error to the guard.
+    fn seen<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Err(e) = &result {
+            self.guard.saw(self.pool, e);
+        }
+        result
+    }
+
     /// Runs `sql`; the number of rows it affected.
     pub async fn execute(&self, sql: &Arc<str>, params: &[Param<'_>]) -> Result<u64, sqlx::Error> {
         let done = match self.pooler {
-            Pooler::Transaction => Self::simple(sql, params).execute(self.pool).await?,
-            _ => Self::prepared(sql, params).execute(self.pool).await?,
+            Pooler::Transaction => Self::simple(sql, params).execute(self.pool).await,
+            _ => Self::prepared(sql, params).execute(self.pool).await,
         };
-        Ok(done.rows_affected())
+        self.seen(done).map(|d| d.rows_affected())
     }
 
     /// Runs `sql`; its first row, if any.
@@ -129,10 +140,10 @@ impl Exec<'_> {
         sql: &Arc<str>,
         params: &[Param<'_>],
     ) -> Result<Option<PgRow>, sqlx::Error> {
-        match self.pooler {
+        self.seen(match self.pooler {
             Pooler::Transaction => Self::simple(sql, params).fetch_optional(self.pool).await,
             _ => Self::prepared(sql, params).fetch_optional(self.pool).await,
-        }
+        })
     }
 
     /// Runs `sql`; its one row.
@@ -152,10 +163,10 @@ impl Exec<'_> {
         sql: &Arc<str>,
         params: &[Param<'_>],
     ) -> Result<Vec<PgRow>, sqlx::Error> {
-        match self.pooler {
+        self.seen(match self.pooler {
             Pooler::Transaction => Self::simple(sql, params).fetch_all(self.pool).await,
             _ => Self::prepared(sql, params).fetch_all(self.pool).await,
-        }
+        })
     }
 }
 

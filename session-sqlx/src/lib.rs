@@ -24,6 +24,7 @@
 
 mod error;
 mod exec;
+mod guard;
 mod names;
 mod pooler;
 mod schema;

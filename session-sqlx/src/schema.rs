@@ -159,11 +159,14 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn check_schema(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        match self.found(&mut conn).await? {
-            Found::At(v) | Found::Unmarked(v) if v == Self::SCHEMA_VERSION => Ok(()),
-            found => Err(self.schema_error(found)),
-        }
+        self.bounded(async {
+            let mut conn = self.pool.acquire().await.map_err(db_err)?;
+            match self.found(&mut conn).await? {
+                Found::At(v) | Found::Unmarked(v) if v == Self::SCHEMA_VERSION => Ok(()),
+                found => Err(self.schema_error(found)),
+            }
+        })
+        .await
     }
 
     fn schema_error(&self, found: Found) -> Error {

@@ -12,6 +12,7 @@ use sqlx::Row;
 
 use crate::error::{db_err, is_unique_violation};
 use crate::exec::{Exec, Param};
+use crate::guard::{Guard, DEFAULT_CALL_TIMEOUT};
 use crate::names::Ident;
 use crate::pooler::Pooler;
 use crate::sql::Queries;
@@ -69,6 +70,7 @@ pub struct PostgresStore {
     pub(crate) sql: Arc<Queries>,
     purge_batch: i64,
     pooler: Pooler,
+    guard: Guard,
 }
 
 /// Shows where the sessions live, never how to connect: the pool's connect
@@ -80,6 +82,7 @@ impl std::fmt::Debug for PostgresStore {
             .field("table", &self.table.as_str())
             .field("purge_batch", &self.purge_batch)
             .field("pooler", &self.pooler)
+            .field("call_timeout", &self.guard.call_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +139,7 @@ impl PostgresStore {
             table,
             purge_batch: DEFAULT_PURGE_BATCH,
             pooler: Pooler::Session,
+            guard: Guard::new(),
         }
     }
 
@@ -154,12 +158,43 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with(options: PgConnectOptions, pooler: Pooler) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(5))
+        Self::connect_with_pool(options, pooler, PgPoolOptions::new(), DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), with the pool built from
+    /// `pool` (say, to set its size) and every call bounded by
+    /// `call_timeout` (see [`with_call_timeout`](Self::with_call_timeout)).
+    /// The pool's acquire timeout, and so the wait for the first connection,
+    /// is capped at `call_timeout`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> session_core::Result<()> {
+    /// use std::time::Duration;
+    /// use session_sqlx::{Pooler, PostgresStore};
+    /// use sqlx::postgres::PgPoolOptions;
+    ///
+    /// let options = "postgres://app@db/app".parse().expect("a URL");
+    /// let pool = PgPoolOptions::new().max_connections(4);
+    /// let store =
+    ///     PostgresStore::connect_with_pool(options, Pooler::Session, pool, Duration::from_secs(2))
+    ///         .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_pool(
+        options: PgConnectOptions,
+        pooler: Pooler,
+        pool: PgPoolOptions,
+        call_timeout: Duration,
+    ) -> Result<Self> {
+        let acquire = pool.get_acquire_timeout().min(call_timeout);
+        let pool = pool
+            .acquire_timeout(acquire)
             .connect_with(pooler.connect_options(options))
             .await
             .map_err(db_err)?;
-        Ok(Self::new(pool).with_pooler(pooler))
+        Ok(Self::new(pool)
+            .with_pooler(pooler)
+            .with_call_timeout(call_timeout))
     }
 
     /// Runs every statement as `pooler` allows (default
@@ -176,18 +211,72 @@ impl PostgresStore {
         self.pooler
     }
 
+    /// Bounds every call of this store (and its clones made afterwards) to
+    /// `timeout` (default 5 s): a call that gets no answer in time returns a
+    /// transient [`Error::Backend`] whose source says "no answer within
+    /// 5s", whatever the server or a pooler does. The timer runs on the
+    /// client, so it works through any pooler. Give the pool an acquire
+    /// timeout no longer than this (the store's own constructors use the
+    /// default call timeout); a longer one is cut short by the call timeout.
+    ///
+    /// The same bound decides when PostgreSQL counts as unreachable: after a
+    /// connection-level error, a timeout, or a call slower than 50 ms, one
+    /// background task connects and runs `SELECT 1`. If that gets no answer,
+    /// every call fails at once with a transient error ("PostgreSQL
+    /// unreachable since …; retrying in the background") without touching
+    /// the pool, the calls waiting are woken with it, and the task tries
+    /// again every 100 ms until the server answers. Query-level errors and a
+    /// slow statement on a server that answers change nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> session_core::Result<()> {
+    /// use std::time::Duration;
+    /// use session_sqlx::PostgresStore;
+    ///
+    /// let store = PostgresStore::connect("postgres://app@db/app")
+    ///     .await?
+    ///     .with_call_timeout(Duration::from_secs(2));
+    /// assert_eq!(store.call_timeout(), Duration::from_secs(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.guard.call_timeout = timeout;
+        self
+    }
+
+    /// How long one call may take (see
+    /// [`with_call_timeout`](Self::with_call_timeout)).
+    pub fn call_timeout(&self) -> Duration {
+        self.guard.call_timeout
+    }
+
+    /// Whether the store currently holds PostgreSQL for unreachable and
+    /// fails calls at once (see [`with_call_timeout`](Self::with_call_timeout)).
+    pub fn is_unreachable(&self) -> bool {
+        self.guard.is_down()
+    }
+
     fn exec(&self) -> Exec<'_> {
         Exec {
             pool: &self.pool,
             pooler: self.pooler,
+            guard: &self.guard,
         }
+    }
+
+    /// Runs one call of this store within its bound.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.guard.run(&self.pool, call).await
     }
 
     /// Connects a pool to `url` (5 s to acquire a connection, then a transient
     /// error) and uses `public.sessions`.
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(DEFAULT_CALL_TIMEOUT)
             .connect(url)
             .await
             .map_err(db_err)?;
@@ -236,6 +325,10 @@ impl PostgresStore {
     /// `list_user` and `purge_expired`, as `(operation, EXPLAIN text)`. For
     /// checking that a deployment uses the indexes.
     pub async fn query_plans(&self) -> Result<Vec<(&'static str, String)>> {
+        self.bounded(self.explain_all()).await
+    }
+
+    async fn explain_all(&self) -> Result<Vec<(&'static str, String)>> {
         let key = [0u8; 32];
         let mut out = Vec::new();
         for (name, sql) in [
@@ -326,61 +419,73 @@ impl PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, record: &Record) -> Result<()> {
-        record.check_create()?;
-        let params = record_params(record, &[])?;
-        // A plain INSERT is the cheapest write there is; the key is taken
-        // only by a collision (never, with random tokens) or by a test that
-        // reuses an expired key, which is handled below.
-        for _ in 0..2 {
-            match self.exec().execute(&self.sql.create, &params).await {
-                Ok(_) => return Ok(()),
-                Err(e) if is_unique_violation(&e) => {
-                    if !self.drop_expired(&record.key).await? {
-                        return Err(Error::AlreadyExists);
+        self.bounded(async {
+            record.check_create()?;
+            let params = record_params(record, &[])?;
+            // A plain INSERT is the cheapest write there is; the key is taken
+            // only by a collision (never, with random tokens) or by a test that
+            // reuses an expired key, which is handled below.
+            for _ in 0..2 {
+                match self.exec().execute(&self.sql.create, &params).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if is_unique_violation(&e) => {
+                        if !self.drop_expired(&record.key).await? {
+                            return Err(Error::AlreadyExists);
+                        }
                     }
+                    Err(e) => return Err(db_err(e)),
                 }
-                Err(e) => return Err(db_err(e)),
             }
-        }
-        Err(Error::AlreadyExists)
+            Err(Error::AlreadyExists)
+        })
+        .await
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
-        let row = self
-            .exec()
-            .fetch_optional(&self.sql.load, &[key_param(key)])
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(record_from).transpose()
+        self.bounded(async {
+            let row = self
+                .exec()
+                .fetch_optional(&self.sql.load, &[key_param(key)])
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(record_from).transpose()
+        })
+        .await
     }
 
     async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
-        record.check_update(expected_version)?;
-        let params = record_params(record, &[Param::Int(version_param(expected_version)?)])?;
-        let done = self
-            .exec()
-            .execute(&self.sql.update, &params)
-            .await
-            .map_err(db_err)?;
-        match done {
-            0 => self.failed_write(&record.key).await,
-            _ => Ok(()),
-        }
+        self.bounded(async {
+            record.check_update(expected_version)?;
+            let params = record_params(record, &[Param::Int(version_param(expected_version)?)])?;
+            let done = self
+                .exec()
+                .execute(&self.sql.update, &params)
+                .await
+                .map_err(db_err)?;
+            match done {
+                0 => self.failed_write(&record.key).await,
+                _ => Ok(()),
+            }
+        })
+        .await
     }
 
     async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
-        let done = self
-            .exec()
-            .execute(
-                &self.sql.touch,
-                &[key_param(key), Param::Int(expires_at.as_millis())],
-            )
-            .await
-            .map_err(db_err)?;
-        match done {
-            0 => Err(Error::NotFound),
-            _ => Ok(()),
-        }
+        self.bounded(async {
+            let done = self
+                .exec()
+                .execute(
+                    &self.sql.touch,
+                    &[key_param(key), Param::Int(expires_at.as_millis())],
+                )
+                .await
+                .map_err(db_err)?;
+            match done {
+                0 => Err(Error::NotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
     }
 
     async fn rotate(
@@ -389,87 +494,105 @@ impl SessionStore for PostgresStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<()> {
-        record.check_rotate(old_key, expected_version)?;
-        let expected = version_param(expected_version)?;
-        match self.try_rotate(old_key, record, expected).await {
-            Err(Error::AlreadyExists) => {
-                // The new key is taken. An expired row there does not count:
-                // remove it and try once more; a live one is a real clash.
-                if !self.drop_expired(&record.key).await? {
-                    return Err(Error::AlreadyExists);
+        self.bounded(async {
+            record.check_rotate(old_key, expected_version)?;
+            let expected = version_param(expected_version)?;
+            match self.try_rotate(old_key, record, expected).await {
+                Err(Error::AlreadyExists) => {
+                    // The new key is taken. An expired row there does not count:
+                    // remove it and try once more; a live one is a real clash.
+                    if !self.drop_expired(&record.key).await? {
+                        return Err(Error::AlreadyExists);
+                    }
+                    self.try_rotate(old_key, record, expected).await
                 }
-                self.try_rotate(old_key, record, expected).await
+                other => other,
             }
-            other => other,
-        }
+        })
+        .await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool> {
-        let row = self
-            .exec()
-            .fetch_optional(&self.sql.delete, &[key_param(key)])
-            .await
-            .map_err(db_err)?;
-        match row {
-            Some(row) => row.try_get::<bool, _>(0).map_err(db_err),
-            None => Ok(false),
-        }
+        self.bounded(async {
+            let row = self
+                .exec()
+                .fetch_optional(&self.sql.delete, &[key_param(key)])
+                .await
+                .map_err(db_err)?;
+            match row {
+                Some(row) => row.try_get::<bool, _>(0).map_err(db_err),
+                None => Ok(false),
+            }
+        })
+        .await
     }
 
     async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
-        if check_user_name(user).is_err() {
-            // No record can hold such a name (and PostgreSQL text cannot
-            // carry a NUL to compare with).
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .exec()
-            .fetch_all(&self.sql.list_user, &[Param::Text(Some(user))])
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(record_from).collect()
+        self.bounded(async {
+            if check_user_name(user).is_err() {
+                // No record can hold such a name (and PostgreSQL text cannot
+                // carry a NUL to compare with).
+                return Ok(Vec::new());
+            }
+            let rows = self
+                .exec()
+                .fetch_all(&self.sql.list_user, &[Param::Text(Some(user))])
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(record_from).collect()
+        })
+        .await
     }
 
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
-        if check_user_name(user).is_err() {
-            return Ok(0);
-        }
-        let keep = Param::Bytes(keep.map(|k| k.as_bytes().as_slice()));
-        self.exec()
-            .execute(&self.sql.delete_user, &[Param::Text(Some(user)), keep])
-            .await
-            .map_err(db_err)
+        self.bounded(async {
+            if check_user_name(user).is_err() {
+                return Ok(0);
+            }
+            let keep = Param::Bytes(keep.map(|k| k.as_bytes().as_slice()));
+            self.exec()
+                .execute(&self.sql.delete_user, &[Param::Text(Some(user)), keep])
+                .await
+                .map_err(db_err)
+        })
+        .await
     }
 
     async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
-        if check_user_name(user).is_err() {
-            return Ok(false);
-        }
-        let done = self
-            .exec()
-            .execute(
-                &self.sql.delete_id,
-                &[Param::Text(Some(user)), Param::Uuid(*id.as_uuid())],
-            )
-            .await
-            .map_err(db_err)?;
-        Ok(done > 0)
+        self.bounded(async {
+            if check_user_name(user).is_err() {
+                return Ok(false);
+            }
+            let done = self
+                .exec()
+                .execute(
+                    &self.sql.delete_id,
+                    &[Param::Text(Some(user)), Param::Uuid(*id.as_uuid())],
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(done > 0)
+        })
+        .await
     }
 
     async fn purge_expired(&self) -> Result<u64> {
-        let mut total = 0;
-        loop {
-            let row = self
-                .exec()
-                .fetch_one(&self.sql.purge, &[Param::Int(self.purge_batch)])
-                .await
-                .map_err(db_err)?;
-            let due: i64 = row.try_get(0).map_err(db_err)?;
-            let gone: i64 = row.try_get(1).map_err(db_err)?;
-            total += u64::try_from(gone).unwrap_or(0);
-            if due < self.purge_batch {
-                return Ok(total);
+        self.bounded(async {
+            let mut total = 0;
+            loop {
+                let row = self
+                    .exec()
+                    .fetch_one(&self.sql.purge, &[Param::Int(self.purge_batch)])
+                    .await
+                    .map_err(db_err)?;
+                let due: i64 = row.try_get(0).map_err(db_err)?;
+                let gone: i64 = row.try_get(1).map_err(db_err)?;
+                total += u64::try_from(gone).unwrap_or(0);
+                if due < self.purge_batch {
+                    return Ok(total);
+                }
             }
-        }
+        })
+        .await
     }
 }

@@ -442,9 +442,94 @@ pub struct Outage {
     pub down: Instant,
     /// When the restart step began.
     pub restart: Instant,
+    /// When the restart step returned: the server is back.
+    pub back: Instant,
+}
+
+/// Call times of a group of calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTimes {
+    /// How many calls.
+    pub count: usize,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile (nearest rank).
+    pub p99: Duration,
+    /// The slowest.
+    pub max: Duration,
+}
+
+impl CallTimes {
+    /// The figures of `times` (all zero when empty).
+    pub fn of(mut times: Vec<Duration>) -> Self {
+        if times.is_empty() {
+            return Self::default();
+        }
+        times.sort();
+        let rank =
+            |q: f64| times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+        Self {
+            count: times.len(),
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: times[times.len() - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for CallTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} calls, p50 {:?}, p99 {:?}, max {:?}",
+            self.count, self.p50, self.p99, self.max
+        )
+    }
 }
 
 impl Outage {
+    /// When the first call that failed after the stop returned: from then
+    /// on the store has seen the outage.
+    pub fn first_failure(&self) -> Option<Instant> {
+        self.report
+            .calls
+            .iter()
+            .filter(|c| c.outcome != Outcome::Ok)
+            .map(|c| c.started + c.elapsed)
+            .filter(|end| *end >= self.down)
+            .min()
+    }
+
+    /// Times of the calls that started after the first failure and before
+    /// the restart began: the calls of an outage the store knows about.
+    pub fn during(&self) -> CallTimes {
+        let Some(from) = self.first_failure() else {
+            return CallTimes::default();
+        };
+        CallTimes::of(
+            self.report
+                .calls
+                .iter()
+                .filter(|c| c.started >= from && c.started < self.restart)
+                .map(|c| c.elapsed)
+                .collect(),
+        )
+    }
+
+    /// How long after the server was back (the restart step returned) the
+    /// first call succeeded; zero if one succeeded while the restart step
+    /// still ran.
+    pub fn recovery(&self) -> Option<Duration> {
+        self.report
+            .calls
+            .iter()
+            .filter(|c| c.outcome == Outcome::Ok)
+            .map(|c| c.started + c.elapsed)
+            .filter(|end| *end >= self.restart)
+            .min()
+            .map(|end| end.saturating_duration_since(self.back))
+    }
+
     /// One line of figures: calls before, during and after the outage, the
     /// slowest call, the time to the first success after the restart, and
     /// how many keys the durability check covers.
@@ -457,12 +542,18 @@ impl Outage {
         format!(
             "{} calls; ok before the stop {ok_before}, during the {:?} outage {ok_down} ok / \
              {transient_down} transient errors, ok after {ok_after}; slowest call {:?}; first \
-             success {:?} after the restart began; durability covers {known} keys (+{uncertain} \
-             with a lost outcome)",
+             failure after the stop {:?} after it; during the outage after that: {}; restart \
+             step {:?}, first success {:?} after the restart began, {:?} after the server was \
+             back; durability covers {known} keys (+{uncertain} with a lost outcome)",
             r.calls.len(),
             self.down_for,
             r.slowest(),
+            self.first_failure()
+                .map(|t| t.saturating_duration_since(self.down)),
+            self.during(),
+            self.back.saturating_duration_since(self.restart),
             r.first_ok_after(self.restart),
+            self.recovery(),
         )
     }
 }
@@ -497,6 +588,7 @@ pub async fn outage<T>(
     tokio::time::sleep(down_for).await;
     let restart_at = Instant::now();
     let restarted = restart.await;
+    let back = Instant::now();
     assert!(
         stream
             .wait_for_ok_after(restart_at, 300, Duration::from_secs(60))
@@ -518,6 +610,7 @@ pub async fn outage<T>(
             down_for,
             down,
             restart: restart_at,
+            back,
         },
     )
 }

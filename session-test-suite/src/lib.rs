@@ -27,6 +27,7 @@ mod docker;
 mod env;
 pub mod fault;
 mod harness;
+pub mod pgbouncer;
 mod registry;
 
 pub use env::{
