@@ -371,7 +371,7 @@ impl SessionStore for MemoryStore {
         Ok(out)
     }
 
-    /// See [`Inner::index_passes`]: a rotation indexes the new key under
+    /// In passes over the user's index: a rotation indexes the new key under
     /// the lock that makes it live, so a session that moves during a pass is
     /// found under its new key in the next one.
     async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
@@ -389,10 +389,10 @@ impl SessionStore for MemoryStore {
         Ok(found.is_some())
     }
 
-    /// See [`Inner::index_passes`]: `rotate` indexes the new key under the
-    /// same lock that makes it live, and only rotates a live old key, so a
-    /// session that moves during a pass shows up, under its new key, in the
-    /// next one.
+    /// In passes over the user's index: `rotate` indexes the new key under
+    /// the same lock that makes it live, and only rotates a live old key, so
+    /// a session that moves during a pass shows up, under its new key, in
+    /// the next one.
     async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         let inner = &self.inner;
         let mut deleted = 0;
