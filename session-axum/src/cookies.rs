@@ -3,7 +3,7 @@
 use cookie::Cookie;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
-use session_core::{SessionToken, TokenAction};
+use session_core::{ClientSide, SessionToken, TokenAction};
 
 use crate::config::{TransportConfig, TOKEN_HEADER};
 
@@ -51,11 +51,62 @@ pub(crate) fn presented(
     (None, Transport::Cookie)
 }
 
+/// What a request presents to a client-side session manager: the sealed
+/// value (chunks joined), and which chunk numbers it sent, so that chunks a
+/// smaller session no longer needs can be cleared.
+#[derive(Debug, Default)]
+pub(crate) struct SealedPresented {
+    pub value: Option<String>,
+    pub chunks: Vec<usize>,
+}
+
+/// The sealed cookie a request presents (client-side sessions). The first
+/// cookie of each name wins, as for tokens; a chunk the first cookie
+/// announces but the request lacks gives no value (a fresh session).
+pub(crate) fn presented_sealed(
+    headers: &HeaderMap,
+    config: &TransportConfig,
+    client: &ClientSide,
+) -> SealedPresented {
+    let name = config.cookie_name.as_str();
+    let mut first: Option<String> = None;
+    let mut chunks: Vec<(usize, String)> = Vec::new();
+    for header in headers.get_all(COOKIE) {
+        let Ok(text) = header.to_str() else {
+            continue;
+        };
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() == name {
+                first.get_or_insert_with(|| cookie.value().to_owned());
+            } else if let Some(i) = ClientSide::chunk_index(name, cookie.name()) {
+                if !chunks.iter().any(|(j, _)| *j == i) {
+                    chunks.push((i, cookie.value().to_owned()));
+                }
+            }
+        }
+    }
+    let value = first.as_deref().and_then(|first| {
+        client.join(first, |i| {
+            chunks
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, v)| v.as_str())
+        })
+    });
+    SealedPresented {
+        value,
+        chunks: chunks.into_iter().map(|(i, _)| i).collect(),
+    }
+}
+
 /// Writes what the client must be told into the response headers.
+/// `chunks`: the chunk numbers of a client-side session's cookie that the
+/// request presented (empty for server-side sessions).
 pub(crate) fn apply(
     action: &TokenAction,
     transport: Transport,
     config: &TransportConfig,
+    chunks: &[usize],
     headers: &mut HeaderMap,
 ) {
     if !matches!(action, TokenAction::Unchanged) {
@@ -81,11 +132,41 @@ pub(crate) fn apply(
             append(headers, &c);
         }
         (TokenAction::Clear, Transport::Cookie) => {
-            let mut c = base_cookie(config, String::new());
-            c.make_removal();
-            append(headers, &c);
+            clear(config, &config.cookie_name, headers);
+            for &i in chunks {
+                clear(
+                    config,
+                    &ClientSide::chunk_name(&config.cookie_name, i),
+                    headers,
+                );
+            }
+        }
+        (TokenAction::IssueCookies { cookies, max_age }, _) => {
+            for sealed in cookies {
+                let mut c = base_cookie(config, sealed.value().to_owned());
+                c.set_name(sealed.name().to_owned());
+                if let Some(age) = max_age {
+                    c.set_max_age(TransportConfig::max_age(*age));
+                }
+                append(headers, &c);
+            }
+            // Chunks a larger earlier session used and this one does not.
+            for &i in chunks.iter().filter(|&&i| i >= cookies.len()) {
+                clear(
+                    config,
+                    &ClientSide::chunk_name(&config.cookie_name, i),
+                    headers,
+                );
+            }
         }
     }
+}
+
+fn clear(config: &TransportConfig, name: &str, headers: &mut HeaderMap) {
+    let mut c = base_cookie(config, String::new());
+    c.set_name(name.to_owned());
+    c.make_removal();
+    append(headers, &c);
 }
 
 fn base_cookie(config: &TransportConfig, value: String) -> Cookie<'static> {

@@ -14,7 +14,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::TransportConfig;
-use crate::cookies::{apply, presented};
+use crate::cookies::Transport;
+use crate::cookies::{apply, presented, presented_sealed};
 
 static WARNED_DEV_MODE: AtomicBool = AtomicBool::new(false);
 
@@ -60,7 +61,17 @@ pub struct SessionLayer {
 
 impl SessionLayer {
     /// A layer over `manager` with the given transport settings.
+    ///
+    /// # Panics
+    /// If `manager` keeps client-side sessions and `config` turns on bearer
+    /// tokens: client-side sessions travel in cookies only (a
+    /// misconfiguration to fix at start-up, not at the first request).
     pub fn new(manager: SessionManager, config: TransportConfig) -> Self {
+        assert!(
+            !(manager.is_client_side() && config.bearer),
+            "client-side sessions travel in cookies only: build the TransportConfig without \
+             with_bearer, or use server-side sessions (SessionManager::new with a store)"
+        );
         if !config.secure && !WARNED_DEV_MODE.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 cookie = %config.cookie_name,
@@ -106,6 +117,17 @@ fn error_response(status: StatusCode, message: &'static str) -> Response {
 }
 
 fn store_failure(e: &Error) -> Response {
+    if let Error::TooLarge { size, limit } = e {
+        // Nothing was written and no cookie is sent: the client keeps the
+        // session it had.
+        tracing::error!(
+            size,
+            limit,
+            "client-side session does not fit in its cookies ({size} bytes, limit {limit}); \
+             store less in it, allow chunks (ClientSide::chunks), or use server-side sessions"
+        );
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "session too large");
+    }
     // The error's Display never contains a token, and neither do its
     // causes (stores never put a token in an error); all of them are
     // logged, so an operator sees why.
@@ -141,11 +163,24 @@ where
         let manager = self.manager.clone();
         let config = self.config.clone();
         Box::pin(async move {
-            let (token, transport) = presented(req.headers(), &config);
-            let presented = token.is_some();
-            let loaded = match token {
-                Some(token) => manager.load_token(token).await,
-                None => Ok(manager.new_session()),
+            let (loaded, transport, presented, chunks) = match manager.client() {
+                Some(client) => {
+                    let sealed = presented_sealed(req.headers(), &config, client);
+                    let presented = sealed.value.is_some();
+                    let loaded = manager
+                        .load_cookie(&config.cookie_name, sealed.value.as_deref())
+                        .await;
+                    (loaded, Transport::Cookie, presented, sealed.chunks)
+                }
+                None => {
+                    let (token, transport) = presented(req.headers(), &config);
+                    let presented = token.is_some();
+                    let loaded = match token {
+                        Some(token) => manager.load_token(token).await,
+                        None => Ok(manager.new_session()),
+                    };
+                    (loaded, transport, presented, Vec::new())
+                }
             };
             let session = match loaded {
                 Ok(session) => session,
@@ -173,7 +208,7 @@ where
                 Ok(action) => {
                     // `TokenAction`'s Debug redacts the token.
                     tracing::trace!(session = ?session.id(), ?action, "session committed");
-                    apply(&action, transport, &config, res.headers_mut());
+                    apply(&action, transport, &config, &chunks, res.headers_mut());
                 }
                 Err(Error::NotFound) => {
                     return Ok(error_response(StatusCode::UNAUTHORIZED, "session ended"));

@@ -29,6 +29,24 @@ pub enum Error {
     },
     /// The caller broke the contract (a wrong version number, a bad name, …).
     InvalidInput(String),
+    /// The call needs server-side state that this manager does not keep:
+    /// client-side sessions (the data sealed in the cookie) cannot list a
+    /// user's sessions or end another device's, and without a revocation
+    /// list cannot end any session but the caller's own.
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// Why it cannot be done, and what would make it possible.
+        why: &'static str,
+    },
+    /// A client-side session does not fit in the cookies it may use.
+    /// Nothing was written; the client keeps its previous cookie.
+    TooLarge {
+        /// Bytes the session would need (cookie names and values).
+        size: usize,
+        /// Bytes it may use: the per-cookie limit times the chunks allowed.
+        limit: usize,
+    },
     /// The storage backend failed.
     Backend {
         /// Which backend, e.g. `"postgres"`.
@@ -92,6 +110,11 @@ impl fmt::Display for Error {
             Self::Conflict => f.write_str("session was changed concurrently (version conflict)"),
             Self::Decode { what, .. } => write!(f, "could not decode {what}"),
             Self::InvalidInput(why) => write!(f, "invalid input: {why}"),
+            Self::Unsupported { what, why } => write!(f, "{what} is not supported: {why}"),
+            Self::TooLarge { size, limit } => write!(
+                f,
+                "the session needs {size} bytes of cookies, over the limit of {limit} bytes"
+            ),
             Self::Backend {
                 backend, transient, ..
             } => {

@@ -41,6 +41,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod client;
 mod clock;
 mod codec;
 mod config;
@@ -50,12 +51,14 @@ mod manager;
 mod memory;
 mod purge;
 mod record;
+mod revocation;
 mod seal;
 mod session;
 mod store;
 mod token;
 mod values;
 
+pub use client::{ClientSide, SealedCookie};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SessionConfig;
 pub use error::{error_chain, BoxError, Error, Result};

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
+use crate::client::{self, ClientSide, NoStore, DEFAULT_COOKIE_NAME};
 use crate::clock::{Clock, SystemClock};
 use crate::codec::decode;
 use crate::config::SessionConfig;
-use crate::error::Result;
-use crate::expiry::{effective_deadline, last_activity, touch_due};
+use crate::error::{Error, Result};
+use crate::expiry::{absolute_deadline, deadline, effective_deadline, last_activity, touch_due};
 use crate::record::{Record, Timestamp};
-use crate::seal::Binding;
+use crate::seal::{Binding, KeyRing};
 use crate::session::Session;
 use crate::store::SessionStore;
 use crate::token::{SessionId, SessionToken};
@@ -48,6 +49,17 @@ struct ManagerInner {
     store: Arc<dyn SessionStore>,
     config: SessionConfig,
     clock: Arc<dyn Clock>,
+    /// `Some` for client-side sessions (the data sealed in the cookie).
+    client: Option<ClientSide>,
+}
+
+/// [`Error::Unsupported`] for a call that needs server-side state.
+fn needs_server(what: &'static str) -> Error {
+    Error::Unsupported {
+        what,
+        why: "client-side sessions keep no server-side list of sessions; \
+              use server-side sessions (SessionManager::new with a store)",
+    }
 }
 
 /// One of a user's live sessions, for an "active sessions" page.
@@ -86,11 +98,106 @@ impl SessionManager {
                 store,
                 config,
                 clock,
+                client: None,
             }),
         })
     }
 
-    /// The store underneath.
+    /// A manager of client-side sessions: the whole session is sealed into
+    /// the cookie with the config's
+    /// [`sealing_keys`](SessionConfig::sealing_keys), and no store is needed.
+    /// Handlers use the same [`Session`] API; read [`ClientSide`] for what
+    /// the mode cannot do.
+    ///
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) if the config has
+    /// no sealing keys, sets a per-user cap (which needs a server-side list
+    /// of sessions), or is otherwise inconsistent.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use session_core::{ClientSide, KeyRing, SessionConfig, SessionManager, TokenAction};
+    ///
+    /// let config = SessionConfig::default().sealing_keys(KeyRing::new(1, KeyRing::generate_key()));
+    /// let manager = SessionManager::client_side(config, ClientSide::new())?;
+    ///
+    /// let session = manager.load(None).await?;
+    /// session.login("alice")?;
+    /// let cookie = match session.commit().await? {
+    ///     TokenAction::IssueCookies { cookies, .. } => cookies[0].value().to_owned(),
+    ///     other => panic!("a new session sets its cookie, got {other:?}"),
+    /// };
+    ///
+    /// // The next request presents the cookie: no store was involved.
+    /// let again = manager.load(Some(&cookie)).await?;
+    /// assert_eq!(again.user().as_deref(), Some("alice"));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn client_side(config: SessionConfig, client: ClientSide) -> Result<Self> {
+        Self::client_side_with_clock(config, client, Arc::new(SystemClock))
+    }
+
+    /// As [`client_side`](Self::client_side), reading time from `clock`.
+    pub fn client_side_with_clock(
+        config: SessionConfig,
+        client: ClientSide,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        config.validate()?;
+        client.validate()?;
+        if config.keys().is_none() {
+            return Err(Error::InvalidInput(
+                "client-side sessions need sealing keys (SessionConfig::sealing_keys)".into(),
+            ));
+        }
+        if config.max_per_user().is_some() {
+            return Err(Error::InvalidInput(
+                "max_sessions_per_user needs server-side sessions: client-side sessions \
+                 cannot count a user's sessions"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            inner: Arc::new(ManagerInner {
+                store: Arc::new(NoStore),
+                config,
+                clock,
+                client: Some(client),
+            }),
+        })
+    }
+
+    /// The client-side settings, for a manager of client-side sessions.
+    pub fn client(&self) -> Option<&ClientSide> {
+        self.inner.client.as_ref()
+    }
+
+    /// Whether sessions live in the cookie ([`client_side`](Self::client_side))
+    /// rather than in a store.
+    pub fn is_client_side(&self) -> bool {
+        self.inner.client.is_some()
+    }
+
+    /// The key ring that seals stored data (never for client-side sessions,
+    /// whose records are sealed whole into the cookie).
+    pub(crate) fn data_keys(&self) -> Option<&KeyRing> {
+        match self.inner.client {
+            Some(_) => None,
+            None => self.inner.config.keys(),
+        }
+    }
+
+    /// The key ring that seals client-side cookies.
+    pub(crate) fn cookie_keys(&self) -> &KeyRing {
+        self.inner
+            .config
+            .keys()
+            .expect("a client-side manager is built with sealing keys")
+    }
+
+    /// The store underneath. For client-side sessions, a placeholder whose
+    /// every call is [`Error::Unsupported`](crate::Error::Unsupported)
+    /// (except `purge_expired`, which has nothing to do).
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
     }
@@ -106,14 +213,21 @@ impl SessionManager {
 
     /// A new, empty session that is stored only once something is written.
     pub fn new_session(&self) -> Session {
-        Session::fresh(self.clone(), false)
+        Session::fresh(self.clone(), false, self.default_cookie())
+    }
+
+    fn default_cookie(&self) -> Option<Arc<str>> {
+        self.inner
+            .client
+            .as_ref()
+            .map(|_| Arc::from(DEFAULT_COOKIE_NAME))
     }
 
     /// A new, empty session whose [`TokenAction`](crate::TokenAction) tells
     /// the client to forget the token it presented (for a transport that
     /// gives up on a session whose stored data cannot be decoded).
     pub fn replacement_session(&self) -> Session {
-        Session::fresh(self.clone(), true)
+        Session::fresh(self.clone(), true, self.default_cookie())
     }
 
     /// The session for a request that presented `token` (the cookie value or
@@ -125,7 +239,15 @@ impl SessionManager {
     /// just before another tab logged in carries the pre-login token, and
     /// clearing it would throw away the fresh one. Stored data that cannot be
     /// decoded is [`Error::Decode`](crate::Error::Decode).
+    ///
+    /// For client-side sessions, `token` is the sealed cookie value (bound
+    /// to the cookie name [`DEFAULT_COOKIE_NAME`](crate::client::DEFAULT_COOKIE_NAME);
+    /// see [`load_cookie`](Self::load_cookie)), and a value that does not
+    /// open, has expired or was revoked yields a new empty session.
     pub async fn load(&self, token: Option<&str>) -> Result<Session> {
+        if self.is_client_side() {
+            return self.load_cookie(DEFAULT_COOKIE_NAME, token).await;
+        }
         let Some(text) = token else {
             return Ok(self.new_session());
         };
@@ -135,8 +257,71 @@ impl SessionManager {
         }
     }
 
+    /// The session for a request that presented `value` in the cookie
+    /// `name` (chunks already joined with [`ClientSide::join`]), or a new
+    /// empty one. For server-side sessions `value` is the token and `name`
+    /// plays no part; for client-side sessions the value is bound to `name`.
+    ///
+    /// A client-side cookie that does not open (any change, truncation or
+    /// extension, another cookie's value, a retired key), that has passed its
+    /// idle or absolute deadline (read from inside the seal, never from the
+    /// cookie's `Max-Age`), or that the revocation list refuses, yields a new
+    /// empty session, never an error. The only error is the revocation
+    /// list's store failing.
+    pub async fn load_cookie(&self, name: &str, value: Option<&str>) -> Result<Session> {
+        let Some(client) = &self.inner.client else {
+            return match value.and_then(SessionToken::parse) {
+                Some(token) => self.load_token(token).await,
+                None => Ok(self.new_session()),
+            };
+        };
+        let fresh = || Session::fresh(self.clone(), false, Some(Arc::from(name)));
+        let Some(value) = value else {
+            return Ok(fresh());
+        };
+        let Some(client::Opened {
+            mut record,
+            issued_at,
+        }) = client::open(self.cookie_keys(), name, value)
+        else {
+            return Ok(fresh());
+        };
+        let config = &self.inner.config;
+        let Ok(payload) = decode(&record.data, Binding::of(&record), None) else {
+            return Ok(fresh());
+        };
+        record.expires_at = deadline(config, record.created_at, payload.last_seen);
+        let now = self.now();
+        if record.expires_at <= now {
+            return Ok(fresh());
+        }
+        if let Some(list) = &client.revocations {
+            let user = record.user.as_deref();
+            if list.is_revoked(user, &record.key, issued_at, now).await? {
+                return Ok(fresh());
+            }
+        }
+        let due = touch_due(config, &record, payload.last_seen, now).is_some();
+        Ok(Session::opened(
+            self.clone(),
+            Arc::from(name),
+            record,
+            payload,
+            due,
+            issued_at,
+        ))
+    }
+
     /// As [`load`](Self::load), for an already parsed token.
+    /// [`Error::Unsupported`](crate::Error::Unsupported) for client-side
+    /// sessions, which have no token.
     pub async fn load_token(&self, token: SessionToken) -> Result<Session> {
+        if self.is_client_side() {
+            return Err(Error::Unsupported {
+                what: "loading a session by token",
+                why: "client-side sessions have no token: load the cookie with load_cookie",
+            });
+        }
         let Some(record) = self.inner.store.load(&token.key()).await? else {
             return Ok(self.new_session());
         };
@@ -152,7 +337,16 @@ impl SessionManager {
     /// Ends the session a client presents without loading it first (one
     /// store round trip): for logout endpoints that need no session data.
     /// `false` if the token does not parse or names no live session.
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) for client-side
+    /// sessions: call [`Session::logout`] in the session's own request.
     pub async fn destroy(&self, token: &str) -> Result<bool> {
+        if self.is_client_side() {
+            return Err(Error::Unsupported {
+                what: "ending a session by token",
+                why: "client-side sessions have no token: call Session::logout in its request",
+            });
+        }
         match SessionToken::parse(token) {
             Some(token) => self.inner.store.delete(&token.key()).await,
             None => Ok(false),
@@ -160,7 +354,12 @@ impl SessionManager {
     }
 
     /// The live sessions of `user`, oldest first.
+    /// [`Error::Unsupported`](crate::Error::Unsupported) for client-side
+    /// sessions (use [`Session::info`] for the current one).
     pub async fn list_user(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        if self.is_client_side() {
+            return Err(needs_server("listing a user's sessions"));
+        }
         let records = self.live_records(user).await?;
         let mut out: Vec<SessionInfo> = records.iter().map(|r| self.info(r)).collect();
         out.sort_by_key(|i| (i.created_at, i.id));
@@ -169,7 +368,30 @@ impl SessionManager {
 
     /// Ends every session of `user`, except `keep` when given ("log out other
     /// devices"). Returns how many ended.
+    ///
+    /// For client-side sessions this needs a
+    /// [`revocation_list`](ClientSide::revocation_list) (else
+    /// [`Error::Unsupported`](crate::Error::Unsupported)): every cookie of
+    /// `user` issued before now is refused from the next request on, `keep`
+    /// gets a new credential at its commit, and the count returned is 0 (the
+    /// server does not know how many cookies there were).
     pub async fn revoke_user(&self, user: &str, keep: Option<&Session>) -> Result<u64> {
+        if let Some(client) = &self.inner.client {
+            let Some(list) = &client.revocations else {
+                return Err(Error::Unsupported {
+                    what: "ending a user's client-side sessions",
+                    why: "it needs a revocation list (ClientSide::revocation_list)",
+                });
+            };
+            let now = self.now();
+            // Any cookie issued before now ends by now + absolute timeout.
+            let until = absolute_deadline(&self.inner.config, now);
+            list.revoke_user(user, now, until, now).await?;
+            if let Some(keep) = keep {
+                keep.rotate();
+            }
+            return Ok(0);
+        }
         let keep = keep.and_then(Session::key);
         self.inner.store.delete_user(user, keep.as_ref()).await
     }
@@ -181,8 +403,18 @@ impl SessionManager {
     /// under whatever key it has now: a rotation running at the same time
     /// (a login, a privilege change) cannot make it miss, so `false` always
     /// means the session no longer exists.
+    ///
+    /// [`Error::Unsupported`](crate::Error::Unsupported) for client-side
+    /// sessions.
     pub async fn revoke(&self, user: &str, id: SessionId) -> Result<bool> {
+        if self.is_client_side() {
+            return Err(needs_server("ending another session by id"));
+        }
         self.inner.store.delete_id(user, id).await
+    }
+
+    pub(crate) fn revocations(&self) -> Option<&crate::revocation::Revocations> {
+        self.inner.client.as_ref()?.revocations.as_ref()
     }
 
     pub(crate) async fn live_records(&self, user: &str) -> Result<Vec<Record>> {
@@ -194,7 +426,7 @@ impl SessionManager {
 
     pub(crate) fn info(&self, record: &Record) -> SessionInfo {
         let config = &self.inner.config;
-        let (meta, last_seen) = match decode(&record.data, Binding::of(record), config.keys()) {
+        let (meta, last_seen) = match decode(&record.data, Binding::of(record), self.data_keys()) {
             Ok(p) => (p.meta, p.last_seen),
             Err(_) => (BTreeMap::new(), record.created_at),
         };

@@ -135,6 +135,24 @@ impl KeyRing {
 
     /// Seals `plain` for session `id` under the newest key.
     pub(crate) fn seal(&self, binding: Binding<'_>, plain: &[u8]) -> Result<Vec<u8>> {
+        self.seal_with(SEALED_FORMAT, |header| aad(header, binding), plain)
+    }
+
+    /// Opens an envelope made by [`KeyRing::seal`] for the same session id.
+    pub(crate) fn open(&self, binding: Binding<'_>, envelope: &[u8]) -> Result<Vec<u8>> {
+        self.open_with(SEALED_FORMAT, |header| aad(header, binding), envelope)
+            .map_err(|e| Error::decode(e.what()))
+    }
+
+    /// Seals `plain` under the newest key as `format | key id | nonce |
+    /// ciphertext and tag`, authenticating `aad(header)` with it, where the
+    /// header is the format byte and the key id.
+    pub(crate) fn seal_with(
+        &self,
+        format: u8,
+        aad: impl FnOnce(&[u8]) -> Vec<u8>,
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
         let (key_id, cipher) = self
             .keys
             .iter()
@@ -142,10 +160,10 @@ impl KeyRing {
             .expect("a key ring always holds a key");
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| Error::backend("os-rng", e.to_string()))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + TAG_LEN);
-        out.push(SEALED_FORMAT);
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
+        out.push(format);
         out.extend_from_slice(&key_id.to_be_bytes());
-        let aad = aad(&out[..HEADER_LEN], binding);
+        let aad = aad(&out[..HEADER_LEN]);
         let sealed = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -160,31 +178,56 @@ impl KeyRing {
         Ok(out)
     }
 
-    /// Opens an envelope made by [`KeyRing::seal`] for the same session id.
-    pub(crate) fn open(&self, binding: Binding<'_>, envelope: &[u8]) -> Result<Vec<u8>> {
-        if envelope.len() < HEADER_LEN + NONCE_LEN + TAG_LEN || envelope[0] != SEALED_FORMAT {
-            return Err(Error::decode(
-                "sealed session data (truncated or not sealed)",
-            ));
+    /// Opens an envelope made by [`KeyRing::seal_with`] with the same
+    /// `format` and associated data.
+    pub(crate) fn open_with(
+        &self,
+        format: u8,
+        aad: impl FnOnce(&[u8]) -> Vec<u8>,
+        envelope: &[u8],
+    ) -> Result<Vec<u8>, OpenError> {
+        if envelope.len() < SEAL_OVERHEAD || envelope[0] != format {
+            return Err(OpenError::Malformed);
         }
         let (header, rest) = envelope.split_at(HEADER_LEN);
         let key_id = u32::from_be_bytes(header[1..].try_into().expect("4 bytes"));
-        let cipher = self
-            .keys
-            .get(&key_id)
-            .ok_or_else(|| Error::decode("sealed session data (unknown key id)"))?;
+        let cipher = self.keys.get(&key_id).ok_or(OpenError::UnknownKey)?;
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         cipher
             .decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
                     msg: sealed,
-                    aad: &aad(header, binding),
+                    aad: &aad(header),
                 },
             )
-            .map_err(|_| Error::decode("sealed session data (authentication failed)"))
+            .map_err(|_| OpenError::Forged)
     }
 }
+
+/// Why an envelope did not open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// Too short, or not this format.
+    Malformed,
+    /// Sealed under a key id the ring does not hold (never added, or retired).
+    UnknownKey,
+    /// Authentication failed: changed, or bound to something else.
+    Forged,
+}
+
+impl OpenError {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Malformed => "sealed session data (truncated or not sealed)",
+            Self::UnknownKey => "sealed session data (unknown key id)",
+            Self::Forged => "sealed session data (authentication failed)",
+        }
+    }
+}
+
+/// Bytes an envelope adds to its plaintext.
+pub(crate) const SEAL_OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 
 fn aad(header: &[u8], b: Binding<'_>) -> Vec<u8> {
     let user = b.user.map(str::as_bytes);

@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::client::{self, SealedCookie};
 use crate::codec::{decode, encode, Payload};
 use crate::error::{Error, Result};
 use crate::expiry::{absolute_deadline, deadline};
-use crate::manager::SessionManager;
+use crate::manager::{SessionInfo, SessionManager};
 use crate::record::check_user_name;
 use crate::record::{Record, Timestamp};
 use crate::seal::{Binding, KeyRing};
@@ -32,7 +33,18 @@ pub enum TokenAction {
         /// closes.
         max_age: Option<Duration>,
     },
-    /// Tell the client to forget its token (logout, revoked, unknown token).
+    /// Client-side sessions: set these cookies (the session sealed, in one
+    /// cookie or in chunks), each with `max_age` when `Some`, and clear the
+    /// chunks of the same name that the request presented and this list does
+    /// not hold.
+    IssueCookies {
+        /// The cookies to set, the first under the configured name.
+        cookies: Vec<SealedCookie>,
+        /// As for [`TokenAction::Issue`].
+        max_age: Option<Duration>,
+    },
+    /// Tell the client to forget its token (logout, revoked, unknown token);
+    /// for client-side sessions, its cookie and every chunk of it.
     Clear,
 }
 
@@ -158,6 +170,10 @@ struct State {
     /// Bumped by `logout`, which throws pending changes away: a commit that
     /// was planned before must not drain what came after.
     epoch: u64,
+    /// Client-side sessions: when the cookie's credential was issued (at
+    /// creation and at each rotation), which "log out everywhere" compares
+    /// against.
+    issued_at: Timestamp,
 }
 
 impl State {
@@ -225,6 +241,8 @@ struct Shared {
     /// Serializes commits of this handle; the state lock is never held across
     /// an await.
     gate: tokio::sync::Mutex<()>,
+    /// Client-side sessions: the cookie name the seal is bound to.
+    cookie: Option<Arc<str>>,
 }
 
 /// One request's view of its session. Cheap to clone; clones share state.
@@ -280,7 +298,11 @@ enum Plan {
 type CapRank = std::cmp::Reverse<(Timestamp, SessionId)>;
 
 impl Session {
-    pub(crate) fn fresh(manager: SessionManager, clear_client_token: bool) -> Self {
+    pub(crate) fn fresh(
+        manager: SessionManager,
+        clear_client_token: bool,
+        cookie: Option<Arc<str>>,
+    ) -> Self {
         let action = if clear_client_token {
             TokenAction::Clear
         } else {
@@ -299,7 +321,9 @@ impl Session {
                 touch_due: false,
                 action,
                 epoch: 0,
+                issued_at: Timestamp::EPOCH,
             },
+            cookie,
         )
     }
 
@@ -327,16 +351,51 @@ impl Session {
                 touch_due,
                 action: TokenAction::Unchanged,
                 epoch: 0,
+                issued_at: Timestamp::EPOCH,
             },
+            None,
         )
     }
 
-    fn with_state(manager: SessionManager, state: State) -> Self {
+    /// A client-side session opened from its cookie `name`.
+    pub(crate) fn opened(
+        manager: SessionManager,
+        name: Arc<str>,
+        record: Record,
+        payload: Payload,
+        touch_due: bool,
+        issued_at: Timestamp,
+    ) -> Self {
+        let base = View {
+            payload,
+            user: record.user.clone(),
+        };
+        Self::with_state(
+            manager,
+            State {
+                token: None,
+                stored: Some(record),
+                view: None,
+                base: Some(base),
+                ops: Vec::new(),
+                rotate: false,
+                destroy: false,
+                touch_due,
+                action: TokenAction::Unchanged,
+                epoch: 0,
+                issued_at,
+            },
+            Some(name),
+        )
+    }
+
+    fn with_state(manager: SessionManager, state: State, cookie: Option<Arc<str>>) -> Self {
         Self {
             inner: Arc::new(Shared {
                 manager,
                 state: Mutex::new(state),
                 gate: tokio::sync::Mutex::new(()),
+                cookie,
             }),
         }
     }
@@ -380,7 +439,8 @@ impl Session {
         self.state().stored.as_ref().map(|r| r.key)
     }
 
-    /// The client's current token, once stored. Never log it.
+    /// The client's current token, once stored. Never log it. Always `None`
+    /// for client-side sessions, which have no token.
     pub fn token(&self) -> Option<SessionToken> {
         self.state().token.clone()
     }
@@ -403,6 +463,14 @@ impl Session {
     /// The stored deadline, once stored.
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.state().stored.as_ref().map(|r| r.expires_at)
+    }
+
+    /// This session as an "active sessions" page shows it, once stored (as
+    /// of its last load or commit). Works for client-side sessions too, where
+    /// [`SessionManager::list_user`] cannot.
+    pub fn info(&self) -> Option<SessionInfo> {
+        let record = self.state().stored.clone()?;
+        Some(self.inner.manager.info(&record))
     }
 
     /// Reads a value; `Ok(None)` when absent,
@@ -548,7 +616,7 @@ impl Session {
             let mut st = self.state();
             st.ops
                 .retain(|op| !matches!(op, Op::Modify(k, _) if *k == key));
-            let _ = st.refresh_view(self.inner.manager.config().keys());
+            let _ = st.refresh_view(self.inner.manager.data_keys());
             return Err(e);
         }
         self.get(&key)?.ok_or(Error::NotFound)
@@ -570,6 +638,9 @@ impl Session {
             Ok(gate) => gate,
             Err(_) => self.inner.gate.lock().await,
         };
+        if let Some(name) = &self.inner.cookie {
+            return self.commit_sealed(name).await;
+        }
         let manager = &self.inner.manager;
         let store = manager.store();
         let config = manager.config();
@@ -631,6 +702,105 @@ impl Session {
         Err(Error::Conflict)
     }
 
+    /// [`commit`](Self::commit) of a client-side session: seals the session
+    /// into cookies for the cookie `name`, and records the credentials that
+    /// logout, login and rotation end in the revocation list, if there is
+    /// one. The cookies are built first: a session too large for them is
+    /// [`Error::TooLarge`] before anything is recorded, and the client keeps
+    /// the cookie it has.
+    async fn commit_sealed(&self, name: &str) -> Result<TokenAction> {
+        // A logout plans from nothing; the ended record comes back if the
+        // commit fails, so that a retry still ends it.
+        let destroyed = {
+            let mut st = self.state();
+            if st.destroy {
+                st.stored.take()
+            } else {
+                None
+            }
+        };
+        let outcome = self.seal_and_revoke(name, destroyed.as_ref()).await;
+        let mut st = self.state();
+        match outcome {
+            Ok(Some(action)) => {
+                st.destroy = false;
+                st.action = action;
+            }
+            Ok(None) => {
+                if st.destroy {
+                    st.destroy = false;
+                    st.action = TokenAction::Clear;
+                }
+            }
+            Err(e) => {
+                if st.stored.is_none() {
+                    st.stored = destroyed;
+                }
+                return Err(e);
+            }
+        }
+        Ok(st.action.clone())
+    }
+
+    /// The cookies for what this request changed, and the revocations its
+    /// logout or rotation needs; `None` when no cookie is to be set.
+    async fn seal_and_revoke(
+        &self,
+        name: &str,
+        destroyed: Option<&Record>,
+    ) -> Result<Option<TokenAction>> {
+        let manager = &self.inner.manager;
+        let config = manager.config();
+        let client = manager
+            .client()
+            .expect("a sealed session has a client-side manager");
+        let ending = |r: &Record| {
+            (
+                r.key,
+                r.user.clone(),
+                absolute_deadline(config, r.created_at),
+            )
+        };
+        let (plan, written) = self.plan()?;
+        let mut revoke: Vec<_> = destroyed.map(ending).into_iter().collect();
+        if let Plan::Rotate(..) = plan {
+            revoke.extend(self.state().stored.as_ref().map(ending));
+        }
+        let issued_at = match &plan {
+            Plan::Create(..) | Plan::Rotate(..) => written.at,
+            _ => self.state().issued_at,
+        };
+        let cookies = match &plan {
+            Plan::Nothing => None,
+            Plan::Create(record, _) | Plan::Update(record) | Plan::Rotate(_, record, _) => {
+                let value = client::seal(manager.cookie_keys(), name, record, issued_at)?;
+                Some(client.split(name, &value)?)
+            }
+            Plan::Touch(..) => unreachable!("client-side touches are planned as updates"),
+        };
+        if let Some(list) = manager.revocations() {
+            let now = manager.now();
+            for (key, user, until) in revoke {
+                list.revoke_key(user.as_deref(), &key, until, now).await?;
+            }
+        }
+        let Some(cookies) = cookies else {
+            return Ok(None);
+        };
+        self.finish(plan, written)?;
+        let mut st = self.state();
+        st.token = None;
+        st.issued_at = issued_at;
+        let remember = st.base.as_ref().is_some_and(|b| b.payload.remember);
+        let max_age = match (&st.stored, remember) {
+            (Some(record), true) => {
+                Some(absolute_deadline(config, record.created_at).since(manager.now()))
+            }
+            _ => None,
+        };
+        Ok(Some(TokenAction::IssueCookies { cookies, max_age }))
+    }
+
     /// Decides the one store call this commit needs, from the current state.
     fn plan(&self) -> Result<(Plan, Written)> {
         let manager = &self.inner.manager;
@@ -639,7 +809,9 @@ impl Session {
         let st = &mut *guard;
         let n = st.ops.len();
         // The clock is read only for a write that stores data.
-        let writes_data = n > 0 || (st.rotate && st.stored.is_some());
+        // A client-side idle extension re-issues the whole cookie: a write.
+        let sealed_touch = self.inner.cookie.is_some() && st.touch_due;
+        let writes_data = n > 0 || ((st.rotate || sealed_touch) && st.stored.is_some());
         let now = if writes_data {
             manager.now()
         } else {
@@ -666,12 +838,12 @@ impl Session {
                         &view.payload,
                         now,
                         Binding::new(&key, &id, view.user.as_deref(), now),
-                        config.keys(),
+                        manager.data_keys(),
                     )?,
                 };
                 Plan::Create(record, token)
             }
-            Some(stored) if st.rotate || n > 0 => {
+            Some(stored) if st.rotate || n > 0 || sealed_touch => {
                 // The new key is chosen first: the seal binds it.
                 let token = st.rotate.then(SessionToken::generate);
                 let key = token.as_ref().map_or(stored.key, SessionToken::key);
@@ -686,7 +858,7 @@ impl Session {
                         &view.payload,
                         now,
                         Binding::new(&key, &stored.id, view.user.as_deref(), stored.created_at),
-                        config.keys(),
+                        manager.data_keys(),
                     )?,
                 };
                 match token {
@@ -781,7 +953,7 @@ impl Session {
             st.stored = Some(record);
             return Ok(());
         }
-        let keys = self.inner.manager.config().keys();
+        let keys = self.inner.manager.data_keys();
         if st.ops.len() == committed_ops {
             // The usual case: the current view is exactly what was written.
             if let Some(view) = st.view.take() {
@@ -821,7 +993,7 @@ impl Session {
             // Deleted meanwhile; the next attempt's update answers NotFound.
             return Ok(());
         };
-        let payload = decode(&fresh.data, Binding::of(&fresh), manager.config().keys())?;
+        let payload = decode(&fresh.data, Binding::of(&fresh), manager.data_keys())?;
         let mut st = self.state();
         if st.epoch != epoch {
             // `logout` ran meanwhile: the logged-out data must not come
@@ -833,7 +1005,7 @@ impl Session {
             user: fresh.user.clone(),
         });
         st.stored = Some(fresh);
-        st.refresh_view(manager.config().keys())
+        st.refresh_view(manager.data_keys())
     }
 
     /// Keeps the user's `cap` most recently active sessions and ends the

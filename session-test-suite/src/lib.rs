@@ -164,6 +164,10 @@ macro_rules! __with_cases {
             update_and_rotate_racing_on_one_version_have_exactly_one_winner
             delete_and_rotate_racing_never_both_succeed
             concurrent_touches_never_undo_an_update
+            // client-side sessions' revocation list
+            client_side_cookies_replayed_after_logout_login_or_rotate_are_refused
+            client_side_log_out_everywhere_refuses_every_other_cookie_of_the_user
+            client_side_concurrent_logouts_of_one_user_all_stay_revoked
         }
     };
 }

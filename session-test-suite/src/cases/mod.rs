@@ -5,6 +5,7 @@
 //! from an empty store or namespace, and use the wall clock with wide margins
 //! (hours), except where a short real deadline is the point.
 
+mod client_side;
 mod concurrency;
 mod crud;
 mod delete;
@@ -17,6 +18,7 @@ mod touch;
 mod update;
 mod users;
 
+pub use client_side::*;
 pub use concurrency::*;
 pub use crud::*;
 pub use delete::*;
