@@ -101,14 +101,16 @@ pub(crate) fn presented_sealed(
 
 /// Writes what the client must be told into the response headers.
 /// `chunks`: the chunk numbers of a client-side session's cookie that the
-/// request presented (empty for server-side sessions).
+/// request presented (empty for server-side sessions). `false` for an action
+/// this version does not know how to send.
+#[must_use]
 pub(crate) fn apply(
     action: &TokenAction,
     transport: Transport,
     config: &TransportConfig,
     chunks: &[usize],
     headers: &mut HeaderMap,
-) {
+) -> bool {
     if !matches!(action, TokenAction::Unchanged) {
         // A response that hands out (or withdraws) a token must never be
         // stored by a shared cache and replayed to someone else.
@@ -159,7 +161,10 @@ pub(crate) fn apply(
                 );
             }
         }
+        // A newer session-core than this layer knows: never silent.
+        (_, _) => return false,
     }
+    true
 }
 
 fn clear(config: &TransportConfig, name: &str, headers: &mut HeaderMap) {

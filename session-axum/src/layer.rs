@@ -191,7 +191,14 @@ where
                         what,
                         "stored session could not be decoded; starting a new one"
                     );
-                    manager.replacement_session()
+                    match manager.client() {
+                        // A client-side session bound to this layer's cookie.
+                        Some(_) => manager
+                            .load_cookie(&config.cookie_name, None)
+                            .await
+                            .unwrap_or_else(|_| manager.replacement_session()),
+                        None => manager.replacement_session(),
+                    }
                 }
                 Err(e) => return Ok(store_failure(&e)),
             };
@@ -208,7 +215,13 @@ where
                 Ok(action) => {
                     // `TokenAction`'s Debug redacts the token.
                     tracing::trace!(session = ?session.id(), ?action, "session committed");
-                    apply(&action, transport, &config, &chunks, res.headers_mut());
+                    if !apply(&action, transport, &config, &chunks, res.headers_mut()) {
+                        tracing::error!(?action, "session-axum cannot send this token action");
+                        return Ok(error_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "session error",
+                        ));
+                    }
                 }
                 Err(Error::NotFound) => {
                     return Ok(error_response(StatusCode::UNAUTHORIZED, "session ended"));

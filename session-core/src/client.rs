@@ -8,9 +8,9 @@
 //! cookie's name, so a value cannot be moved to another cookie, downgraded to
 //! another format, or relabelled with another key id. The plaintext holds the
 //! credential key, the stable session id, `created_at`, the time the
-//! credential was issued, the principal, and the session payload (last
-//! activity, remember-me, metadata, values) in the framed form of the store
-//! codec.
+//! credential was issued, the absolute deadline fixed at creation, the
+//! principal, and the session payload (last activity, remember-me, metadata,
+//! values) in the framed form of the store codec.
 
 use std::fmt;
 use std::sync::Arc;
@@ -120,23 +120,36 @@ impl ClientSide {
     }
 
     /// Refuses cookies that logout, login, rotation or "log out everywhere"
-    /// ended, with records kept in `store` (any [`SessionStore`]: every backend
-    /// serves). A request that presents a cookie costs one store read; a
-    /// logout, login or rotation one write (two for a read-modify-write that
-    /// raced another); entries end with the session's absolute deadline, so
-    /// the store's purge removes them.
+    /// ended, with records kept in `store` (any [`SessionStore`]: every
+    /// backend serves). A request that presents a cookie costs one store
+    /// read; a logout, login or rotation adds one write that starts from that
+    /// read (a read again only if another request changed the record
+    /// meanwhile); entries end with the session's absolute deadline, so the
+    /// store's purge removes them.
     ///
     /// - Logout, `login` and `rotate` record the old cookie's credential as
     ///   revoked (the session id stays stable across rotations, as on the
-    ///   server side; the credential changes with each).
+    ///   server side; the credential changes with each). A rotation whose old
+    ///   credential turns out to have been ended meanwhile hands out nothing
+    ///   ([`Error::NotFound`], as a store answers for a deleted session).
     /// - [`revoke_user`](crate::SessionManager::revoke_user) records a
-    ///   per-user not-before time: every cookie of that user issued before it
+    ///   per-user not-before time: every cookie of that user issued up to it
     ///   is refused, except the one passed as `keep`, which is re-issued.
+    ///   Servers whose clocks disagree by more than the time between a
+    ///   login and a "log out everywhere" can misjudge which came first: keep
+    ///   them synchronised.
+    /// - A user's record that does not decode refuses every cookie of that
+    ///   user (the list fails closed) and is rewritten at the next revocation.
     ///
     /// A user's entries share one record, so checking a logged-in cookie is
     /// one read; at most 512 revoked credentials are kept per user, and
     /// beyond that the oldest are folded into the not-before time (which
     /// ends that user's other sessions: safe, never silently permissive).
+    ///
+    /// With the list on, the last-response-wins race of concurrent requests
+    /// can end a session: a response carrying a credential that a
+    /// concurrent login or rotation has just revoked, arriving last, leaves
+    /// the browser with a refused cookie (the user signs in again).
     pub fn revocation_list(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.revocations = Some(Revocations::new(store));
         self
@@ -183,7 +196,12 @@ impl ClientSide {
     /// integrations that clear chunks a smaller session no longer uses.
     pub fn chunk_index(name: &str, cookie: &str) -> Option<usize> {
         let digits = cookie.strip_prefix(name)?.strip_prefix('.')?;
-        if digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Exactly the names `chunk_name` makes: no sign, no leading zero.
+        if digits.is_empty()
+            || digits.len() > 2
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         digits.parse().ok().filter(|&i| i >= 1)
@@ -294,15 +312,43 @@ impl fmt::Debug for SealedCookie {
     }
 }
 
+/// What a client-side session keeps besides its record and payload.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CookieState {
+    /// When the credential (the record's key) was issued: at creation and at
+    /// each rotation. "Log out everywhere" refuses cookies issued up to its
+    /// not-before time.
+    pub issued_at: Timestamp,
+    /// The absolute deadline fixed when the session was created, sealed and
+    /// carried unchanged: raising the absolute timeout later never lets a
+    /// cookie outlive the revocation entries written for it.
+    pub absolute_at: Timestamp,
+    /// A credential issued by this request must be issued after this (set
+    /// for the session "log out everywhere" keeps).
+    pub issue_after: Timestamp,
+    /// The revocation list's record of this session's user as read at load
+    /// (`Some(None)`: read, absent), so that a logout or rotation in the same
+    /// request starts from it instead of reading it again.
+    pub list_record: Option<Option<Record>>,
+}
+
+impl CookieState {
+    /// Whether "log out everywhere" kept this session in this request.
+    pub(crate) fn kept(&self) -> bool {
+        self.issue_after > Timestamp::EPOCH
+    }
+}
+
 /// What a sealed cookie holds besides the payload.
 #[derive(Clone, Debug)]
 pub(crate) struct Opened {
     /// A record built from the envelope: `data` is the plain framed payload,
     /// `expires_at` is filled in by the caller.
     pub record: Record,
-    /// When the credential (the record's key) was issued: at creation and at
-    /// each rotation.
+    /// When the credential was issued.
     pub issued_at: Timestamp,
+    /// The sealed absolute deadline.
+    pub absolute_at: Timestamp,
 }
 
 /// Seals `record` (whose `data` is the plain framed payload) for the cookie
@@ -311,16 +357,17 @@ pub(crate) fn seal(
     ring: &KeyRing,
     name: &str,
     record: &Record,
-    issued_at: Timestamp,
+    state: &CookieState,
 ) -> Result<String> {
     let user = record.user.as_deref().map(str::as_bytes);
     let mut plain = Vec::with_capacity(
-        32 + 16 + 8 + 8 + 1 + 4 + user.map_or(0, <[u8]>::len) + record.data.len(),
+        32 + 16 + 3 * 8 + 1 + 4 + user.map_or(0, <[u8]>::len) + record.data.len(),
     );
     plain.extend_from_slice(record.key.as_bytes());
     plain.extend_from_slice(&record.id.to_bytes());
     plain.extend_from_slice(&record.created_at.as_millis().to_be_bytes());
-    plain.extend_from_slice(&issued_at.as_millis().to_be_bytes());
+    plain.extend_from_slice(&state.issued_at.as_millis().to_be_bytes());
+    plain.extend_from_slice(&state.absolute_at.as_millis().to_be_bytes());
     match user {
         None => plain.push(0),
         Some(u) => {
@@ -364,6 +411,7 @@ pub(crate) fn open(ring: &KeyRing, name: &str, value: &str) -> Option<Opened> {
     let id = SessionId::from_bytes(take(16)?.try_into().ok()?);
     let created_at = Timestamp::from_millis(i64::from_be_bytes(take(8)?.try_into().ok()?));
     let issued_at = Timestamp::from_millis(i64::from_be_bytes(take(8)?.try_into().ok()?));
+    let absolute_at = Timestamp::from_millis(i64::from_be_bytes(take(8)?.try_into().ok()?));
     let user = match take(1)? {
         [0] => None,
         [1] => {
@@ -384,6 +432,7 @@ pub(crate) fn open(ring: &KeyRing, name: &str, value: &str) -> Option<Opened> {
             data,
         },
         issued_at,
+        absolute_at,
     })
 }
 
@@ -510,7 +559,9 @@ mod tests {
     fn chunk_names_are_recognised_and_nothing_else() {
         assert_eq!(ClientSide::chunk_index("s", "s.1"), Some(1));
         assert_eq!(ClientSide::chunk_index("s", "s.15"), Some(15));
-        for other in ["s", "s.", "s.0", "s.x", "s.123", "t.1", "s1"] {
+        for other in [
+            "s", "s.", "s.0", "s.01", "s.x", "s.+1", "s.123", "t.1", "s1",
+        ] {
             assert_eq!(ClientSide::chunk_index("s", other), None, "{other}");
         }
     }

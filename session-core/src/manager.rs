@@ -282,6 +282,7 @@ impl SessionManager {
         let Some(client::Opened {
             mut record,
             issued_at,
+            absolute_at,
         }) = client::open(self.cookie_keys(), name, value)
         else {
             return Ok(fresh());
@@ -290,25 +291,36 @@ impl SessionManager {
         let Ok(payload) = decode(&record.data, Binding::of(&record), None) else {
             return Ok(fresh());
         };
-        record.expires_at = deadline(config, record.created_at, payload.last_seen);
+        // The sealed absolute deadline, or the configured one if that is
+        // now shorter.
+        record.expires_at = deadline(config, record.created_at, payload.last_seen).min(absolute_at);
         let now = self.now();
         if record.expires_at <= now {
             return Ok(fresh());
         }
+        let mut list_record = None;
         if let Some(list) = &client.revocations {
             let user = record.user.as_deref();
-            if list.is_revoked(user, &record.key, issued_at, now).await? {
+            let (refused, read) = list.check(user, &record.key, issued_at, now).await?;
+            if refused {
                 return Ok(fresh());
             }
+            list_record = read;
         }
         let due = touch_due(config, &record, payload.last_seen, now).is_some();
+        let state = client::CookieState {
+            issued_at,
+            absolute_at,
+            issue_after: Timestamp::EPOCH,
+            list_record,
+        };
         Ok(Session::opened(
             self.clone(),
             Arc::from(name),
             record,
             payload,
             due,
-            issued_at,
+            state,
         ))
     }
 
@@ -384,11 +396,13 @@ impl SessionManager {
                 });
             };
             let now = self.now();
-            // Any cookie issued before now ends by now + absolute timeout.
+            // Any cookie issued up to now ends by now + absolute timeout.
             let until = absolute_deadline(&self.inner.config, now);
-            list.revoke_user(user, now, until, now).await?;
+            let keep = keep.filter(|s| s.user().as_deref() == Some(user));
+            let known = keep.and_then(Session::list_record);
+            let written = list.revoke_user(user, now, until, now, known).await?;
             if let Some(keep) = keep {
-                keep.rotate();
+                keep.keep_after(now, written);
             }
             return Ok(0);
         }

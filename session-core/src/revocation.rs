@@ -43,7 +43,7 @@ pub(crate) struct Revocations {
 /// A user's revocations, decoded.
 #[derive(Debug, Default, PartialEq)]
 struct UserEntry {
-    /// Cookies issued before this are refused.
+    /// Cookies issued up to this are refused (`EPOCH`: none).
     not_before: Timestamp,
     /// Until when `not_before` matters (the last session it could refuse).
     not_before_until: Timestamp,
@@ -105,6 +105,12 @@ impl UserEntry {
         }
     }
 
+    /// Whether a cookie with credential `key` issued at `issued_at` is
+    /// refused: listed, or issued up to the not-before time.
+    fn refuses(&self, key: &SessionKey, issued_at: Timestamp) -> bool {
+        issued_at <= self.not_before || self.revoked.iter().any(|(k, _)| k == key)
+    }
+
     /// When the record may go: after its last entry.
     fn expires_at(&self) -> Timestamp {
         self.revoked
@@ -125,49 +131,76 @@ fn derived(context: &[u8], what: &[u8]) -> (SessionKey, SessionId) {
     (SessionKey::from_bytes(hash), id)
 }
 
+/// What a revocation found and wrote.
+#[derive(Debug)]
+pub(crate) struct Revoked {
+    /// The credential was refused already (revoked, or issued up to the
+    /// user's not-before time) before this call.
+    pub already: bool,
+    /// The user's record as written (none for an anonymous credential).
+    pub record: Option<Record>,
+}
+
+/// The instant a revocation list compares "issued at" against, for a cookie
+/// whose not-before status must not count (the session "log out
+/// everywhere" keeps).
+pub(crate) const NEVER_REFUSED: Timestamp = Timestamp::from_millis(i64::MAX);
+
 impl Revocations {
     pub(crate) fn new(store: Arc<dyn SessionStore>) -> Self {
         Self { store }
     }
 
     /// Whether the cookie with credential `key`, of `user`, issued at
-    /// `issued_at`, has been revoked. One store read.
-    pub(crate) async fn is_revoked(
+    /// `issued_at`, is refused. One store read. For a logged-in cookie also
+    /// returns the user's record as read (`Some(None)`: absent), for a later
+    /// revocation in the same request to start from.
+    ///
+    /// A user's record that does not decode (damaged in the store) refuses
+    /// every cookie of that user: the list fails closed.
+    pub(crate) async fn check(
         &self,
         user: Option<&str>,
         key: &SessionKey,
         issued_at: Timestamp,
         now: Timestamp,
-    ) -> Result<bool> {
+    ) -> Result<(bool, Option<Option<Record>>)> {
         match user {
             None => {
                 let (record_key, _) = derived(KEY_CONTEXT, key.as_bytes());
-                Ok(self.store.load(&record_key).await?.is_some())
+                Ok((self.store.load(&record_key).await?.is_some(), None))
             }
             Some(user) => {
                 let (record_key, _) = derived(USER_CONTEXT, user.as_bytes());
-                let Some(record) = self.store.load(&record_key).await? else {
-                    return Ok(false);
+                let record = self.store.load(&record_key).await?;
+                let refused = match &record {
+                    None => false,
+                    Some(record) => match UserEntry::decode(&record.data) {
+                        Ok(mut entry) => {
+                            entry.prune(now);
+                            entry.refuses(key, issued_at)
+                        }
+                        Err(_) => true,
+                    },
                 };
-                let mut entry = UserEntry::decode(&record.data)?;
-                entry.prune(now);
-                Ok(issued_at < entry.not_before || entry.revoked.iter().any(|(k, _)| k == key))
+                Ok((refused, Some(record)))
             }
         }
     }
 
-    /// Revokes the credential `key` of a cookie of `user` until `until`
-    /// (its session's absolute deadline).
+    /// Revokes the credential `key` of a cookie of `user`, issued at
+    /// `issued_at`, until `until` (its session's absolute deadline). `known`:
+    /// the user's record as this request read it, if it did.
     pub(crate) async fn revoke_key(
         &self,
         user: Option<&str>,
         key: &SessionKey,
+        issued_at: Timestamp,
         until: Timestamp,
         now: Timestamp,
-    ) -> Result<()> {
-        if until <= now {
-            return Ok(());
-        }
+        known: Option<Option<Record>>,
+    ) -> Result<Revoked> {
+        let until = until.max(now.saturating_add(std::time::Duration::from_millis(1)));
         match user {
             None => {
                 let (record_key, id) = derived(KEY_CONTEXT, key.as_bytes());
@@ -181,80 +214,111 @@ impl Revocations {
                     data: vec![KEY_FORMAT],
                 };
                 match self.store.create(&record).await {
+                    Ok(()) => Ok(Revoked {
+                        already: false,
+                        record: None,
+                    }),
                     // Revoked already (by a concurrent request of the same
                     // cookie): its entry lasts as long.
-                    Ok(()) | Err(Error::AlreadyExists) => Ok(()),
+                    Err(Error::AlreadyExists) => Ok(Revoked {
+                        already: true,
+                        record: None,
+                    }),
                     Err(e) => Err(e),
                 }
             }
             Some(user) => {
-                self.change_user(user, now, |entry| {
-                    if !entry.revoked.iter().any(|(k, _)| k == key) {
-                        entry.revoked.push((*key, until));
-                    }
-                    if entry.revoked.len() > MAX_ENTRIES {
-                        // Fold the oldest into not-before: it refuses more
-                        // than they did (safe), never less.
-                        entry.revoked.sort_by_key(|(_, until)| *until);
-                        let excess = entry.revoked.len() - MAX_ENTRIES;
-                        let folded: Vec<_> = entry.revoked.drain(..excess).collect();
-                        entry.not_before = entry.not_before.max(now);
-                        entry.not_before_until = folded
-                            .iter()
-                            .map(|(_, u)| *u)
-                            .fold(entry.not_before_until, Timestamp::max);
-                    }
+                let (already, record) = self
+                    .change_user(user, now, known, |entry| {
+                        let already = entry.refuses(key, issued_at);
+                        if !entry.revoked.iter().any(|(k, _)| k == key) {
+                            entry.revoked.push((*key, until));
+                        }
+                        if entry.revoked.len() > MAX_ENTRIES {
+                            // Fold the oldest into not-before: it refuses
+                            // more than they did (safe), never less.
+                            entry.revoked.sort_by_key(|(_, until)| *until);
+                            let excess = entry.revoked.len() - MAX_ENTRIES;
+                            let folded: Vec<_> = entry.revoked.drain(..excess).collect();
+                            entry.not_before = entry.not_before.max(now);
+                            entry.not_before_until = folded
+                                .iter()
+                                .map(|(_, u)| *u)
+                                .fold(entry.not_before_until, Timestamp::max);
+                        }
+                        already
+                    })
+                    .await?;
+                Ok(Revoked {
+                    already,
+                    record: Some(record),
                 })
-                .await
             }
         }
     }
 
-    /// Refuses every cookie of `user` issued before `not_before`, until `until`
-    /// (when the last such cookie's session must have ended).
+    /// Refuses every cookie of `user` issued up to `not_before`, until
+    /// `until` (when the last such cookie's session must have ended).
+    /// Returns the user's record as written.
     pub(crate) async fn revoke_user(
         &self,
         user: &str,
         not_before: Timestamp,
         until: Timestamp,
         now: Timestamp,
-    ) -> Result<()> {
-        self.change_user(user, now, |entry| {
-            entry.not_before = entry.not_before.max(not_before);
-            entry.not_before_until = entry.not_before_until.max(until);
-        })
-        .await
+        known: Option<Option<Record>>,
+    ) -> Result<Record> {
+        let ((), record) = self
+            .change_user(user, now, known, |entry| {
+                entry.not_before = entry.not_before.max(not_before);
+                entry.not_before_until = entry.not_before_until.max(until);
+            })
+            .await?;
+        Ok(record)
     }
 
-    /// Read-modify-write of `user`'s record with versioned writes.
-    async fn change_user(
+    /// Read-modify-write of `user`'s record with versioned writes; the first
+    /// attempt starts from `known` when given. Returns what `change` said on
+    /// the attempt that landed, and the record written.
+    async fn change_user<R>(
         &self,
         user: &str,
         now: Timestamp,
-        change: impl Fn(&mut UserEntry),
-    ) -> Result<()> {
+        mut known: Option<Option<Record>>,
+        mut change: impl FnMut(&mut UserEntry) -> R,
+    ) -> Result<(R, Record)> {
         let (record_key, id) = derived(USER_CONTEXT, user.as_bytes());
         for _ in 0..ATTEMPTS {
-            let current = self.store.load(&record_key).await?;
+            let current = match known.take() {
+                Some(current) => current,
+                None => self.store.load(&record_key).await?,
+            };
             let (mut entry, version, created_at) = match &current {
-                Some(record) => (
-                    UserEntry::decode(&record.data)?,
-                    record.version,
-                    record.created_at,
-                ),
+                Some(record) => {
+                    let entry = UserEntry::decode(&record.data).unwrap_or_else(|_| {
+                        // Damaged: fail closed. Everything it may have
+                        // refused is refused, until it would have expired.
+                        UserEntry {
+                            not_before: now,
+                            not_before_until: record.expires_at,
+                            revoked: Vec::new(),
+                        }
+                    });
+                    (entry, record.version, record.created_at)
+                }
                 None => (UserEntry::default(), 0, now),
             };
             entry.prune(now);
-            change(&mut entry);
+            let said = change(&mut entry);
             let record = Record {
                 key: record_key,
                 id,
                 user: None,
                 created_at,
-                expires_at: entry.expires_at().max(now.saturating_add(
-                    // A record must outlive the moment it is written.
-                    std::time::Duration::from_millis(1),
-                )),
+                // A record must outlive the moment it is written.
+                expires_at: entry
+                    .expires_at()
+                    .max(now.saturating_add(std::time::Duration::from_millis(1))),
                 version: version + 1,
                 data: entry.encode(),
             };
@@ -264,7 +328,7 @@ impl Revocations {
                 self.store.create(&record).await
             };
             match outcome {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok((said, record)),
                 // Another request changed it (or created it, or it expired
                 // meanwhile): read again.
                 Err(Error::Conflict | Error::AlreadyExists | Error::NotFound) => continue,

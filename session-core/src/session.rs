@@ -7,18 +7,23 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::client::{self, SealedCookie};
+use crate::client::{self, CookieState, SealedCookie};
 use crate::codec::{decode, encode, Payload};
 use crate::error::{Error, Result};
 use crate::expiry::{absolute_deadline, deadline};
 use crate::manager::{SessionInfo, SessionManager};
 use crate::record::check_user_name;
 use crate::record::{Record, Timestamp};
+use crate::revocation::NEVER_REFUSED;
 use crate::seal::{Binding, KeyRing};
 use crate::token::{SessionId, SessionKey, SessionToken};
 
 /// What the transport (cookie or bearer) must tell the client after a commit.
+///
+/// Non-exhaustive: a transport that meets a variant it does not know should
+/// fail loudly (answer 500) rather than send nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenAction {
     /// Nothing: the client's token (or lack of one) stays as it is.
     #[default]
@@ -170,10 +175,8 @@ struct State {
     /// Bumped by `logout`, which throws pending changes away: a commit that
     /// was planned before must not drain what came after.
     epoch: u64,
-    /// Client-side sessions: when the cookie's credential was issued (at
-    /// creation and at each rotation), which "log out everywhere" compares
-    /// against.
-    issued_at: Timestamp,
+    /// Client-side sessions: what the cookie holds besides the record.
+    cookie: CookieState,
 }
 
 impl State {
@@ -321,7 +324,7 @@ impl Session {
                 touch_due: false,
                 action,
                 epoch: 0,
-                issued_at: Timestamp::EPOCH,
+                cookie: CookieState::default(),
             },
             cookie,
         )
@@ -351,7 +354,7 @@ impl Session {
                 touch_due,
                 action: TokenAction::Unchanged,
                 epoch: 0,
-                issued_at: Timestamp::EPOCH,
+                cookie: CookieState::default(),
             },
             None,
         )
@@ -364,7 +367,7 @@ impl Session {
         record: Record,
         payload: Payload,
         touch_due: bool,
-        issued_at: Timestamp,
+        cookie: CookieState,
     ) -> Self {
         let base = View {
             payload,
@@ -383,7 +386,7 @@ impl Session {
                 touch_due,
                 action: TokenAction::Unchanged,
                 epoch: 0,
-                issued_at,
+                cookie,
             },
             Some(name),
         )
@@ -709,41 +712,46 @@ impl Session {
     /// [`Error::TooLarge`] before anything is recorded, and the client keeps
     /// the cookie it has.
     async fn commit_sealed(&self, name: &str) -> Result<TokenAction> {
-        // A logout plans from nothing; the ended record comes back if the
-        // commit fails, so that a retry still ends it.
-        let destroyed = {
+        loop {
+            // A logout plans from nothing; the ended record comes back if the
+            // commit fails, so that a retry still ends it.
+            let (epoch, destroyed) = {
+                let mut st = self.state();
+                let destroyed = if st.destroy { st.stored.take() } else { None };
+                (st.epoch, destroyed)
+            };
+            let outcome = self.seal_and_revoke(name, destroyed.as_ref()).await;
             let mut st = self.state();
-            if st.destroy {
-                st.stored.take()
-            } else {
-                None
-            }
-        };
-        let outcome = self.seal_and_revoke(name, destroyed.as_ref()).await;
-        let mut st = self.state();
-        match outcome {
-            Ok(Some(action)) => {
-                st.destroy = false;
-                st.action = action;
-            }
-            Ok(None) => {
-                if st.destroy {
+            match outcome {
+                // `logout` ran while this commit was in flight: end what it
+                // has just issued too, then tell the client to forget it.
+                Ok(_) if st.epoch != epoch => continue,
+                Ok(Some(action)) => {
                     st.destroy = false;
-                    st.action = TokenAction::Clear;
+                    st.action = action;
+                }
+                Ok(None) => {
+                    if st.destroy {
+                        st.destroy = false;
+                        st.action = TokenAction::Clear;
+                    }
+                }
+                Err(e) => {
+                    if st.stored.is_none() && st.destroy {
+                        st.stored = destroyed;
+                    }
+                    return Err(e);
                 }
             }
-            Err(e) => {
-                if st.stored.is_none() {
-                    st.stored = destroyed;
-                }
-                return Err(e);
-            }
+            return Ok(st.action.clone());
         }
-        Ok(st.action.clone())
     }
 
     /// The cookies for what this request changed, and the revocations its
     /// logout or rotation needs; `None` when no cookie is to be set.
+    /// [`Error::NotFound`] if a rotation finds its old credential already
+    /// refused (the session was ended while this request ran): the new
+    /// credential is not handed out.
     async fn seal_and_revoke(
         &self,
         name: &str,
@@ -754,51 +762,103 @@ impl Session {
         let client = manager
             .client()
             .expect("a sealed session has a client-side manager");
-        let ending = |r: &Record| {
-            (
-                r.key,
-                r.user.clone(),
-                absolute_deadline(config, r.created_at),
-            )
-        };
         let (plan, written) = self.plan()?;
-        let mut revoke: Vec<_> = destroyed.map(ending).into_iter().collect();
-        if let Plan::Rotate(..) = plan {
-            revoke.extend(self.state().stored.as_ref().map(ending));
+        let old = self.state().cookie.clone();
+        let mut cookie = old.clone();
+        match &plan {
+            Plan::Create(..) => {
+                cookie = CookieState {
+                    issued_at: written.at,
+                    absolute_at: absolute_deadline(config, written.at),
+                    ..CookieState::default()
+                };
+            }
+            Plan::Rotate(..) => cookie.issued_at = written.at.max(old.issue_after),
+            _ => {}
         }
-        let issued_at = match &plan {
-            Plan::Create(..) | Plan::Rotate(..) => written.at,
-            _ => self.state().issued_at,
-        };
         let cookies = match &plan {
             Plan::Nothing => None,
             Plan::Create(record, _) | Plan::Update(record) | Plan::Rotate(_, record, _) => {
-                let value = client::seal(manager.cookie_keys(), name, record, issued_at)?;
+                let value = client::seal(manager.cookie_keys(), name, record, &cookie)?;
                 Some(client.split(name, &value)?)
             }
             Plan::Touch(..) => unreachable!("client-side touches are planned as updates"),
         };
         if let Some(list) = manager.revocations() {
             let now = manager.now();
-            for (key, user, until) in revoke {
-                list.revoke_key(user.as_deref(), &key, until, now).await?;
+            // The session "log out everywhere" kept is not refused by it.
+            let issued = |c: &CookieState| if c.kept() { NEVER_REFUSED } else { c.issued_at };
+            let mut known = old.list_record.clone();
+            if let Some(r) = destroyed {
+                let until = old.absolute_at;
+                let revoked = list
+                    .revoke_key(
+                        r.user.as_deref(),
+                        &r.key,
+                        issued(&old),
+                        until,
+                        now,
+                        known.take(),
+                    )
+                    .await?;
+                known = revoked.record.map(Some);
+            }
+            if let Plan::Rotate(key, ..) = &plan {
+                let user = self.state().stored.as_ref().and_then(|r| r.user.clone());
+                let revoked = list
+                    .revoke_key(
+                        user.as_deref(),
+                        key,
+                        issued(&old),
+                        old.absolute_at,
+                        now,
+                        known.take(),
+                    )
+                    .await?;
+                if revoked.already {
+                    // Ended meanwhile (logout elsewhere, "log out
+                    // everywhere"): as a store would answer a rotation of a
+                    // deleted session.
+                    self.state().forget();
+                    return Err(Error::NotFound);
+                }
+                known = revoked.record.map(Some);
+            }
+            if !matches!(plan, Plan::Create(..)) {
+                cookie.list_record = known;
             }
         }
         let Some(cookies) = cookies else {
+            self.state().cookie = cookie;
             return Ok(None);
         };
         self.finish(plan, written)?;
         let mut st = self.state();
         st.token = None;
-        st.issued_at = issued_at;
+        cookie.issue_after = Timestamp::EPOCH;
+        st.cookie = cookie;
         let remember = st.base.as_ref().is_some_and(|b| b.payload.remember);
         let max_age = match (&st.stored, remember) {
-            (Some(record), true) => {
-                Some(absolute_deadline(config, record.created_at).since(manager.now()))
-            }
+            (Some(_), true) => Some(st.cookie.absolute_at.since(manager.now())),
             _ => None,
         };
         Ok(Some(TokenAction::IssueCookies { cookies, max_age }))
+    }
+
+    /// The revocation list's record of this session's user as read in this
+    /// request, if it was.
+    pub(crate) fn list_record(&self) -> Option<Option<Record>> {
+        self.state().cookie.list_record.clone()
+    }
+
+    /// "Log out everywhere" refused every cookie of this session's user
+    /// issued up to `not_before` and wrote `written`: this session keeps
+    /// going, with a new credential issued after that, at its commit.
+    pub(crate) fn keep_after(&self, not_before: Timestamp, written: Record) {
+        let mut st = self.state();
+        st.cookie.issue_after = not_before.saturating_add(std::time::Duration::from_millis(1));
+        st.cookie.list_record = Some(Some(written));
+        st.rotate = true;
     }
 
     /// Decides the one store call this commit needs, from the current state.

@@ -628,3 +628,148 @@ proptest! {
         prop_assert!(fresh, "another cookie name");
     }
 }
+
+/// A client whose revocation list is the fixture's counting store.
+fn with_list() -> (Client, common::Fixture) {
+    let f = fixture(default_config());
+    let clock = f.clock.clone();
+    let manager = SessionManager::client_side_with_clock(
+        default_config().sealing_keys(ring(&[1])),
+        ClientSide::new().revocation_list(f.store.clone()),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    (Client { manager, clock }, f)
+}
+
+async fn logged_in(c: &Client, user: &str) -> String {
+    let s = c.manager.load(None).await.unwrap();
+    s.login(user).unwrap();
+    commit_one(&s).await
+}
+
+#[tokio::test]
+async fn a_logout_or_rotation_of_a_logged_in_cookie_reads_the_list_once() {
+    let (c, f) = with_list();
+    let cookie = logged_in(&c, "alice").await;
+    for end in ["logout", "rotate"] {
+        let cookie = if end == "logout" {
+            cookie.clone()
+        } else {
+            logged_in(&c, "alice").await
+        };
+        let before = f.store.loads.load(Ordering::SeqCst);
+        let s = load(&c, &cookie).await;
+        match end {
+            "logout" => s.logout(),
+            _ => s.rotate(),
+        }
+        s.commit().await.unwrap();
+        assert_eq!(
+            f.store.loads.load(Ordering::SeqCst) - before,
+            1,
+            "{end}: the read at load is the only read"
+        );
+        assert!(
+            load(&c, &cookie).await.is_new(),
+            "{end}: old cookie refused"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_after_log_out_everywhere_ended_the_session_hands_out_nothing() {
+    let (c, _f) = with_list();
+    let stolen = logged_in(&c, "alice").await;
+    // The attacker's request passes the check at load…
+    let s = load(&c, &stolen).await;
+    assert_eq!(s.user().as_deref(), Some("alice"));
+    // …alice logs out everywhere from another device meanwhile…
+    let mine = load(&c, &logged_in(&c, "alice").await).await;
+    c.manager.revoke_user("alice", Some(&mine)).await.unwrap();
+    let mine = commit_one(&mine).await;
+    // …and the attacker's step-up login must not get a fresh credential.
+    s.login("alice").unwrap();
+    assert!(matches!(s.commit().await, Err(Error::NotFound)));
+    assert!(load(&c, &stolen).await.is_new());
+    assert_eq!(load(&c, &mine).await.user().as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn a_cookie_issued_in_the_same_millisecond_as_log_out_everywhere_is_refused() {
+    let (c, _f) = with_list();
+    let other = logged_in(&c, "alice").await;
+    let mine = load(&c, &logged_in(&c, "alice").await).await;
+    // No time passes: the other cookie was issued at the not-before instant.
+    c.manager.revoke_user("alice", Some(&mine)).await.unwrap();
+    let mine = commit_one(&mine).await;
+    assert!(load(&c, &other).await.is_new());
+    assert_eq!(load(&c, &mine).await.user().as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn a_logout_while_a_rotation_is_in_flight_ends_the_session_and_sends_clear() {
+    let (c, f) = with_list();
+    // Give alice a revocation record, so the rotation's revoke is an update.
+    let first = logged_in(&c, "alice").await;
+    let s = load(&c, &first).await;
+    s.logout();
+    s.commit().await.unwrap();
+
+    let cookie = logged_in(&c, "alice").await;
+    let s = load(&c, &cookie).await;
+    s.rotate();
+    s.insert("x", &1).unwrap();
+    let held = f.store.update_gate.write().await;
+    let committing = tokio::spawn({
+        let s = s.clone();
+        async move { s.commit().await }
+    });
+    f.store.update_entered.notified().await;
+    s.logout();
+    drop(held);
+    assert_eq!(committing.await.unwrap().unwrap(), TokenAction::Clear);
+    assert_eq!(s.commit().await.unwrap(), TokenAction::Clear);
+    assert!(
+        load(&c, &cookie).await.is_new(),
+        "the old cookie is refused"
+    );
+}
+
+#[tokio::test]
+async fn raising_the_absolute_timeout_never_extends_an_existing_cookie() {
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let manager = |absolute: Duration| {
+        SessionManager::client_side_with_clock(
+            SessionConfig::default()
+                .idle_timeout(30 * MIN)
+                .absolute_timeout(absolute)
+                .sealing_keys(ring(&[1])),
+            ClientSide::new(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap()
+    };
+    let short = manager(60 * MIN);
+    let s = short.load(None).await.unwrap();
+    s.login("alice").unwrap();
+    let mut cookie = match s.commit().await.unwrap() {
+        TokenAction::IssueCookies { cookies, .. } => cookies[0].value().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let long = manager(120 * MIN);
+    for _ in 0..4 {
+        clock.advance(20 * MIN);
+        let s = long.load(Some(&cookie)).await.unwrap();
+        if s.is_new() {
+            break;
+        }
+        if let TokenAction::IssueCookies { cookies, .. } = s.commit().await.unwrap() {
+            cookie = cookies[0].value().to_owned();
+        }
+    }
+    assert!(
+        long.load(Some(&cookie)).await.unwrap().is_new(),
+        "ended at the absolute deadline sealed at creation (60 min), not 120"
+    );
+}

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/me", get(me))
         .route("/counter", post(counter))
+        .route("/note", post(note))
         .route("/sessions", get(sessions))
         .route("/sessions/revoke-others", post(revoke_others))
         .route("/sessions/{id}", delete(revoke_one))
@@ -95,10 +96,15 @@ async fn me(session: CurrentSession) -> Response {
         Ok(c) => c.unwrap_or(0),
         Err(e) => return store_error(&e),
     };
+    let note_length = match session.get::<String>("note") {
+        Ok(note) => note.map(|n| n.len()),
+        Err(e) => return store_error(&e),
+    };
     Json(json!({
         "user": session.user(),
         "session": session.id().map(|id| id.to_string()),
         "count": count,
+        "note_length": note_length,
     }))
     .into_response()
 }
@@ -118,6 +124,32 @@ async fn counter(session: CurrentSession, headers: HeaderMap) -> Response {
     }
 }
 
+#[derive(Deserialize)]
+struct Note {
+    text: String,
+}
+
+/// The longest note: big enough to need chunked cookies with client-side
+/// sessions.
+const MAX_NOTE: usize = 16 * 1024;
+
+/// Keeps a free-text note in the session (an empty one removes it).
+async fn note(session: CurrentSession, ApiJson(body): ApiJson<Note>) -> Response {
+    if body.text.len() > MAX_NOTE {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a note holds at most {MAX_NOTE} bytes"),
+        );
+    }
+    let length = body.text.len();
+    if body.text.is_empty() {
+        session.remove("note");
+    } else if let Err(e) = session.insert("note", &body.text) {
+        return store_error(&e);
+    }
+    Json(json!({ "length": length })).into_response()
+}
+
 fn not_logged_in() -> Response {
     error(StatusCode::UNAUTHORIZED, "not logged in")
 }
@@ -127,7 +159,7 @@ async fn sessions(State(state): State<AppState>, session: CurrentSession) -> Res
         return not_logged_in();
     };
     let current = session.id();
-    match state.manager.list_user(&user).await {
+    match crate::util::user_sessions(&state.manager, &session, &user).await {
         Ok(list) => Json(
             list.iter()
                 .map(|i| {

@@ -26,6 +26,12 @@ pub struct Args {
     /// Open the store without creating or migrating its table (PostgreSQL):
     /// only check that it is at the version this release needs.
     pub no_migrate: bool,
+    /// Client-side sessions: the session sealed in the cookie, keys from
+    /// [`KEYS_VAR`](crate::keys::KEYS_VAR); no store unless
+    /// `revocation_list`.
+    pub client_side: bool,
+    /// With `client_side`: keep a revocation list in `store`.
+    pub revocation_list: bool,
 }
 
 impl Default for Args {
@@ -37,6 +43,8 @@ impl Default for Args {
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(24 * 3600),
             no_migrate: false,
+            client_side: false,
+            revocation_list: false,
         }
     }
 }
@@ -47,7 +55,7 @@ session-demo: a small web app on the session layer
 
 USAGE: session-demo [--store URL] [--listen ADDR] [--dev-cookies]
                     [--idle-timeout SECS] [--absolute-timeout SECS]
-                    [--no-migrate]
+                    [--no-migrate] [--client-side [--revocation-list]]
 
   --store URL              memory:, sled:PATH, postgres://..., redis://...,
                            redis+cluster://host:port,host:port
@@ -60,6 +68,13 @@ USAGE: session-demo [--store URL] [--listen ADDR] [--dev-cookies]
   --no-migrate             do not create or migrate the PostgreSQL table, only
                            check it (for a role that may not create anything;
                            its owner runs `sessionctl migrate URL`)
+  --client-side            keep each session sealed in its cookie, with no
+                           store; the keys come from SESSION_DEMO_KEYS
+                           (ID:BASE64 of 32 random bytes, comma-separated,
+                           the highest ID seals: add one to rotate)
+  --revocation-list        with --client-side: refuse cookies ended by logout,
+                           login or log-out-everywhere, with a list kept in
+                           --store
 ";
 
 impl Args {
@@ -92,6 +107,8 @@ impl Args {
                 }
                 "--dev-cookies" => args.dev_cookies = true,
                 "--no-migrate" => args.no_migrate = true,
+                "--client-side" => args.client_side = true,
+                "--revocation-list" => args.revocation_list = true,
                 "--idle-timeout" => args.idle = seconds(&name, &value("seconds")?)?,
                 "--absolute-timeout" => args.absolute = seconds(&name, &value("seconds")?)?,
                 other => return Err(format!("unknown flag {other:?}")),
@@ -105,6 +122,13 @@ impl Args {
                 args.idle.as_secs(),
                 args.absolute.as_secs()
             ));
+        }
+        if args.revocation_list && !args.client_side {
+            return Err(
+                "--revocation-list is for client-side sessions: add --client-side, or drop it \
+                 (server-side sessions end at once in the store)"
+                    .into(),
+            );
         }
         if args.dev_cookies && !args.listen.ip().is_loopback() {
             return Err(format!(
@@ -151,9 +175,12 @@ mod tests {
             "60",
             "--absolute-timeout=600",
             "--no-migrate",
+            "--client-side",
+            "--revocation-list",
         ])
         .unwrap()
         .unwrap();
+        assert!(a.client_side && a.revocation_list);
         assert_eq!(a.store, StoreUrl::Memory);
         assert_eq!(a.listen.port(), 8080);
         assert!(a.dev_cookies);
@@ -178,6 +205,9 @@ mod tests {
             .unwrap_err()
             .contains("unknown flag"));
         assert_eq!(parse(&["--help"]).unwrap(), None);
+        assert!(parse(&["--revocation-list"])
+            .unwrap_err()
+            .contains("--client-side"));
         let exposed = parse(&["--listen", "0.0.0.0:3000", "--dev-cookies"]).unwrap_err();
         assert!(exposed.contains("loopback"), "{exposed}");
     }

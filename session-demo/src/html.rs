@@ -120,7 +120,7 @@ async fn page(State(state): State<AppState>, session: CurrentSession) -> Respons
             );
             let current = session.id();
             let now = Timestamp::now();
-            match state.manager.list_user(&user).await {
+            match crate::util::user_sessions(&state.manager, &session, &user).await {
                 Ok(list) => {
                     let _ = write!(
                         body,

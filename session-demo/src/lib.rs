@@ -9,5 +9,6 @@ pub mod app;
 pub mod args;
 mod device;
 mod html;
+pub mod keys;
 pub mod logging;
 mod util;

@@ -22,6 +22,9 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// A session store failure as a response: 503 when retrying may help. The
 /// log line holds the whole cause chain.
 pub fn store_error(e: &Error) -> Response {
+    if let Error::Unsupported { .. } = e {
+        return error(StatusCode::NOT_IMPLEMENTED, e.to_string());
+    }
     tracing::error!(error = %error_chain(e), "session store failed");
     if e.is_transient() || matches!(e, Error::Conflict) {
         error(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable")
@@ -110,6 +113,20 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The live sessions of `user` for an "active sessions" list: all of them
+/// with server-side sessions; with client-side sessions, which keep no list,
+/// only the current one.
+pub async fn user_sessions(
+    manager: &session_core::SessionManager,
+    session: &session_core::Session,
+    user: &str,
+) -> session_core::Result<Vec<session_core::SessionInfo>> {
+    if manager.is_client_side() {
+        return Ok(session.info().into_iter().collect());
+    }
+    manager.list_user(user).await
 }
 
 #[cfg(test)]

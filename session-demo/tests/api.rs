@@ -15,7 +15,10 @@ async fn me_never_creates_a_session() {
     let c = Client::new(&demo, "test");
     let r = c.get("/api/me").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json, json!({ "user": null, "session": null, "count": 0 }));
+    assert_eq!(
+        r.json,
+        json!({ "user": null, "session": null, "count": 0, "note_length": null })
+    );
     assert!(r.set_cookies.is_empty());
     assert!(demo.store.is_empty());
 }
@@ -128,7 +131,7 @@ async fn bad_credentials_are_401_and_change_nothing() {
     assert_eq!(c.token(), token);
     assert_eq!(
         c.get("/api/me").await.json,
-        json!({ "user": null, "session": c.get("/api/me").await.json["session"], "count": 1 })
+        json!({ "user": null, "session": c.get("/api/me").await.json["session"], "count": 1, "note_length": null })
     );
 }
 

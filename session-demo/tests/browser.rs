@@ -314,3 +314,147 @@ async fn a_person_logs_in_counts_sees_sessions_and_logs_out_in_chromium() {
     // folders, on this path and on a panic's.
     let _ = c.close().await;
 }
+
+/// Runs `script` in the page as an async function body and returns what it
+/// resolves to (WebDriver's `executeAsync`, with a promise).
+async fn run_async(c: &Client, script: &str) -> serde_json::Value {
+    let wrapped = format!(
+        "const done = arguments[arguments.length - 1];\
+         (async () => {{ {script} }})().then(done, e => done({{ error: String(e) }}));"
+    );
+    c.execute_async(&wrapped, vec![]).await.unwrap()
+}
+
+/// The names of the cookies Chromium keeps for the app, sorted.
+async fn cookie_names(c: &Client) -> Vec<String> {
+    let mut names: Vec<String> = c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 22: client-side sessions in a real browser. The demo's pages work
+/// unchanged with the session sealed in the cookie; a 10 KiB note travels in
+/// chunked cookies that Chromium keeps and sends back whole; shrinking it
+/// leaves no stale chunk behind; logout clears every cookie of the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_sessions_round_trip_ten_kib_through_chunks_in_chromium() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        session_test_suite::skip(
+            "browser test",
+            "install Debian's chromium and chromium-driver",
+        );
+        return;
+    }
+    let config = SessionConfig::default().sealing_keys(session_core::KeyRing::new(
+        1,
+        session_core::KeyRing::generate_key(),
+    ));
+    let client = session_core::ClientSide::new().chunks(session_demo::app::CLIENT_SIDE_CHUNKS);
+    let manager = SessionManager::client_side(config, client).unwrap();
+    let app = session_demo::app::router(manager, session_demo::app::cookies(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = listener.local_addr().unwrap().port();
+    let _server = AbortOnDrop(tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap()
+    }));
+
+    let driver_port = session_test_suite::free_loopback_port();
+    let browser = Browser::start(driver_port);
+    let c = webdriver(driver_port, &browser.profile()).await;
+    let base = format!("http://localhost:{app_port}");
+
+    // The HTML pages, unchanged: sign in, count.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let form = c.form(Locator::Css("#login")).await.unwrap();
+    form.set_by_name("username", "alice").await.unwrap();
+    form.set_by_name("password", "alice-password")
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    wait_text(&c, "#user", "alice").await;
+    c.find(Locator::Css("#increment"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#count", "1").await;
+    assert!(text(&c, "#sessions").await.contains("this device"));
+    assert_eq!(cookie_names(&c).await, ["__Host-session"]);
+
+    // 10 KiB of note: the session spans chunks, each within the browser's limit.
+    let note = run_async(
+        &c,
+        "const text = 'n'.repeat(10 * 1024);\
+         const r = await fetch('/api/note', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });\
+         return { status: r.status, body: await r.json() };",
+    )
+    .await;
+    assert_eq!(note["status"], 200, "{note}");
+    let names = cookie_names(&c).await;
+    assert!(names.len() >= 3, "chunks kept by Chromium: {names:?}");
+    for (i, name) in names.iter().enumerate() {
+        let want = if i == 0 {
+            "__Host-session".to_owned()
+        } else {
+            format!("__Host-session.{i}")
+        };
+        assert_eq!(*name, want);
+    }
+    for k in c.get_all_cookies().await.unwrap() {
+        assert!(
+            k.name().len() + k.value().len() <= 4096,
+            "{} too big",
+            k.name()
+        );
+        assert_eq!(k.secure(), Some(true), "{} Secure", k.name());
+        assert_eq!(k.http_only(), Some(true), "{} HttpOnly", k.name());
+    }
+    let me = run_async(&c, "return await (await fetch('/api/me')).json();").await;
+    assert_eq!(me["user"], "alice", "{me}");
+    assert_eq!(me["count"], 1, "{me}");
+    assert_eq!(
+        me["note_length"],
+        10 * 1024,
+        "the whole note came back: {me}"
+    );
+
+    // Shrink it: one cookie again, no stale chunk left in the browser.
+    let small = run_async(
+        &c,
+        "const r = await fetch('/api/note', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'short' }) });\
+         return r.status;",
+    )
+    .await;
+    assert_eq!(small, 200);
+    assert_eq!(cookie_names(&c).await, ["__Host-session"]);
+    let me = run_async(&c, "return await (await fetch('/api/me')).json();").await;
+    assert_eq!(me["note_length"], 5, "{me}");
+    assert_eq!(me["user"], "alice", "{me}");
+
+    // Grow it again, then log out: every chunk goes.
+    run_async(
+        &c,
+        "await fetch('/api/note', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'm'.repeat(8000) }) });",
+    )
+    .await;
+    assert!(cookie_names(&c).await.len() >= 2);
+    let out = run_async(
+        &c,
+        "const r = await fetch('/api/logout', { method: 'POST', headers: { 'content-type': 'application/json' } });\
+         return r.status;",
+    )
+    .await;
+    assert_eq!(out, 204);
+    assert_eq!(cookie_names(&c).await, Vec::<String>::new());
+    let me = run_async(&c, "return await (await fetch('/api/me')).json();").await;
+    assert_eq!(me["user"], serde_json::Value::Null, "{me}");
+
+    let _ = c.close().await;
+}

@@ -70,9 +70,16 @@ fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) ->
 
 impl DemoProcess {
     pub fn spawn(store: &str) -> Self {
+        Self::spawn_with(store, &[], &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with more flags and environment variables.
+    pub fn spawn_with(store: &str, flags: &[&str], env: &[(&str, &str)]) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], session_test_suite::free_loopback_port()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_session-demo"))
             .args(["--store", store, "--listen", &addr.to_string()])
+            .args(flags)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "trace")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
