@@ -468,6 +468,27 @@ impl Session {
         self.state().stored.as_ref().map(|r| r.expires_at)
     }
 
+    /// Whether this session lives in its cookie (a client-side manager)
+    /// rather than in a store.
+    pub fn is_client_side(&self) -> bool {
+        self.inner.cookie.is_some()
+    }
+
+    /// When the session ends however active it is, once stored: its creation
+    /// plus the absolute timeout (for client-side sessions, never later than
+    /// the deadline sealed at creation).
+    pub fn absolute_deadline(&self) -> Option<Timestamp> {
+        let st = self.state();
+        let record = st.stored.as_ref()?;
+        let configured = absolute_deadline(self.inner.manager.config(), record.created_at);
+        Some(match &self.inner.cookie {
+            Some(_) if st.cookie.absolute_at > Timestamp::EPOCH => {
+                configured.min(st.cookie.absolute_at)
+            }
+            _ => configured,
+        })
+    }
+
     /// This session as an "active sessions" page shows it, once stored (as
     /// of its last load or commit). Works for client-side sessions too, where
     /// [`SessionManager::list_user`] cannot.
