@@ -36,11 +36,15 @@
 //! }
 //! ```
 
+#[cfg(feature = "jwt")]
+mod access;
 mod config;
 mod cookies;
 mod extract;
 mod layer;
 
+#[cfg(feature = "jwt")]
+pub use access::{Access, AccessRejection, AccessTokenLayer, AccessTokenService, StrictAccess};
 pub use config::{TransportConfig, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME, TOKEN_HEADER};
 pub use extract::CurrentSession;
 pub use layer::{SessionLayer, SessionService};

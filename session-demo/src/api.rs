@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sessions", get(sessions))
         .route("/sessions/revoke-others", post(revoke_others))
         .route("/sessions/{id}", delete(revoke_one))
+        .merge(crate::tokens::api_routes())
         .route_layer(middleware::from_fn(json_only_for_changes))
 }
 

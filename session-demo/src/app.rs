@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use session_axum::{SessionLayer, TransportConfig};
+use session_axum::{AccessTokenLayer, SessionLayer, TransportConfig};
 use session_cli::error_chain;
 use session_core::{ClientSide, PurgeTask, SessionConfig, SessionManager, SessionStore};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::args::Args;
+use crate::tokens::Tokens;
 
 /// Request bodies larger than this get `413 Payload Too Large`.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -20,16 +21,29 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     /// The session manager (for listing and revoking).
     pub manager: SessionManager,
+    /// Access tokens: issuer and verifier.
+    pub tokens: Tokens,
 }
 
-/// The whole app: JSON API under `/api`, the page at `/`, sessions on every route.
+/// The whole app: JSON API under `/api`, the page at `/`, the tab client at
+/// `/tab`, sessions on every route; access tokens signed with a key made now.
 pub fn router(manager: SessionManager, transport: TransportConfig) -> Router {
+    router_with(manager, transport, Tokens::generated())
+}
+
+/// [`router`] with the given access-token keys.
+pub fn router_with(manager: SessionManager, transport: TransportConfig, tokens: Tokens) -> Router {
+    let access = AccessTokenLayer::new(tokens.verifier.clone()).with_manager(manager.clone());
     Router::new()
         .nest("/api", crate::api::routes())
         .merge(crate::html::routes())
+        .merge(crate::tab::routes())
+        .merge(crate::tokens::well_known())
         .with_state(AppState {
             manager: manager.clone(),
+            tokens,
         })
+        .layer(access)
         .layer(SessionLayer::new(manager, transport))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -108,6 +122,7 @@ async fn open_store(args: &Args) -> Result<Arc<dyn SessionStore>, String> {
 /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn run(args: Args) -> Result<(), String> {
     let (manager, store) = manager(&args).await?;
+    let tokens = Tokens::from_env()?;
     let transport = if args.client_side {
         cookies(args.dev_cookies)
     } else {
@@ -125,7 +140,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         );
     }
     tracing::info!(store = %args.store, "session demo on http://{}", args.listen);
-    axum::serve(listener, router(manager, transport))
+    axum::serve(listener, router_with(manager, transport, tokens))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server: {}", error_chain(&e)))?;

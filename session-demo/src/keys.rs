@@ -1,6 +1,6 @@
 //! Sealing keys for client-side sessions, from the environment.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use session_core::KeyRing;
 
@@ -35,19 +35,7 @@ pub fn parse(text: &str) -> Result<KeyRing, String> {
             .trim()
             .parse()
             .map_err(|_| format!("entry {n}: the id is not a whole number"))?;
-        let key = key.trim();
-        let bytes = [&STANDARD, &URL_SAFE, &URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(key).ok())
-            .or_else(|| {
-                base64::engine::general_purpose::STANDARD_NO_PAD
-                    .decode(key)
-                    .ok()
-            })
-            .ok_or_else(|| format!("key {id} is not base64"))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| format!("key {id} is {} bytes, not 32", b.len()))?;
+        let key = decode_key(key).map_err(|e| format!("key {id} {e}"))?;
         ring = Some(match ring {
             None => KeyRing::new(id, key),
             Some(ring) => ring
@@ -56,6 +44,19 @@ pub fn parse(text: &str) -> Result<KeyRing, String> {
         });
     }
     ring.ok_or_else(|| "no keys".to_owned())
+}
+
+/// 32 bytes in standard or URL-safe base64, padded or not; the error says
+/// what is wrong without repeating the key.
+pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let bytes = [&STANDARD, &URL_SAFE, &URL_SAFE_NO_PAD, &STANDARD_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .ok_or_else(|| "is not base64".to_owned())?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("is {} bytes, not 32", b.len()))
 }
 
 #[cfg(test)]

@@ -11,4 +11,6 @@ mod device;
 mod html;
 pub mod keys;
 pub mod logging;
+mod tab;
+pub mod tokens;
 mod util;

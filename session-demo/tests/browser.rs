@@ -458,3 +458,151 @@ async fn client_side_sessions_round_trip_ten_kib_through_chunks_in_chromium() {
 
     let _ = c.close().await;
 }
+
+/// Signs in on the `/tab` page of the current window.
+async fn tab_sign_in(c: &Client, user: &str) {
+    let form = c.form(Locator::Css("#tab-login")).await.unwrap();
+    form.set_by_name("username", user).await.unwrap();
+    form.set_by_name("password", &format!("{user}-password"))
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    wait_text(c, "#tab-user", user).await;
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Issue 23: the `/tab` client in Chromium. Two tabs of one browser are two
+/// users, each seeing only its own data; a closed tab's session token is
+/// gone with it; revoking a tab's session from the account page stops it at
+/// the strict check at once and at its next refresh; the page runs under a
+/// strict CSP and keeps nothing in `localStorage`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_are_two_users_with_access_tokens_and_revocation_reaches_the_strict_check() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        session_test_suite::skip(
+            "browser test",
+            "install Debian's chromium and chromium-driver",
+        );
+        return;
+    }
+    let manager = SessionManager::new(
+        std::sync::Arc::new(session_core::MemoryStore::new()),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    let app = session_demo::app::router(manager.clone(), session_demo::app::transport(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = listener.local_addr().unwrap().port();
+    let _server = AbortOnDrop(tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap()
+    }));
+    let driver_port = session_test_suite::free_loopback_port();
+    let browser = Browser::start(driver_port);
+    let c = webdriver(driver_port, &browser.profile()).await;
+    let base = format!("http://localhost:{app_port}");
+
+    // Tab A: alice.
+    c.goto(&format!("{base}/tab")).await.unwrap();
+    let tab_a = c.window().await.unwrap();
+    tab_sign_in(&c, "alice").await;
+    click(&c, "#tab-increment").await;
+    wait_text(&c, "#tab-count", "1").await;
+    let alice_session = text(&c, "#tab-session").await;
+    let stored = c
+        .execute(
+            "return [sessionStorage.getItem('session-token'), localStorage.length, document.cookie]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored[0].as_str().map(str::len),
+        Some(43),
+        "the session token is in sessionStorage: {stored}"
+    );
+    assert_eq!(stored[1], 0, "nothing in localStorage");
+    assert_eq!(stored[2], "", "no cookie: the tab's session is bearer-only");
+
+    // Tab B, same browser: bob.
+    let tab_b = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(tab_b.clone()).await.unwrap();
+    c.goto(&format!("{base}/tab")).await.unwrap();
+    wait_text(&c, "#tab-status", "Sign in to start this tab's session.").await;
+    tab_sign_in(&c, "bob").await;
+    for n in ["1", "2"] {
+        click(&c, "#tab-increment").await;
+        wait_text(&c, "#tab-count", n).await;
+    }
+
+    // Each tab sees only its own session and data.
+    c.switch_to_window(tab_a.clone()).await.unwrap();
+    c.refresh().await.unwrap();
+    wait_text(&c, "#tab-user", "alice").await;
+    wait_text(&c, "#tab-count", "1").await;
+    assert_eq!(text(&c, "#tab-session").await, alice_session);
+
+    // The CSP the page runs under: an inline script is blocked.
+    let inline = c
+        .execute(
+            "const s = document.createElement('script'); s.textContent = 'window.__inline = 1';\
+             document.body.appendChild(s); return window.__inline === undefined",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inline, true, "inline script refused by the CSP");
+
+    // Closing tab B ends its use: a new tab has no session.
+    c.switch_to_window(tab_b).await.unwrap();
+    c.close_window().await.unwrap();
+    c.switch_to_window(tab_a.clone()).await.unwrap();
+    let tab_c = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(tab_c).await.unwrap();
+    c.goto(&format!("{base}/tab")).await.unwrap();
+    wait_text(&c, "#tab-status", "Sign in to start this tab's session.").await;
+
+    // The account page (cookie session) as alice revokes tab A's session.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let form = c.form(Locator::Css("#login")).await.unwrap();
+    form.set_by_name("username", "alice").await.unwrap();
+    form.set_by_name("password", "alice-password")
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    wait_text(&c, "#user", "alice").await;
+    let rows = c.find_all(Locator::Css("#sessions tr")).await.unwrap();
+    assert_eq!(rows.len(), 3, "a header, this device and tab A");
+    click(&c, "#sessions form button").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#sessions"))
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.list_user("alice").await.unwrap().len(),
+        1,
+        "only the account page's session is left"
+    );
+
+    // Tab A: the strict check refuses at once; the next refresh fails.
+    c.switch_to_window(tab_a).await.unwrap();
+    click(&c, "#tab-strict").await;
+    wait_text(&c, "#tab-strict-result", "refused: session ended").await;
+    click(&c, "#tab-increment").await;
+    wait_text(&c, "#tab-status", "Your session has ended: sign in again.").await;
+    let left = c
+        .execute("return sessionStorage.getItem('session-token')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(left, serde_json::Value::Null, "the dead token is dropped");
+
+    let _ = c.close().await;
+}
