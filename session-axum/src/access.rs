@@ -182,6 +182,15 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn refuse(e: &Error) -> AccessRejection {
+    if let Error::Store(cause @ session_core::Error::Unsupported { .. }) = e {
+        // A client-side manager: no store to check. A wiring mistake, not
+        // an outage to retry.
+        tracing::error!(error = %cause, "StrictAccess needs a server-side session manager");
+        return AccessRejection {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            missing: false,
+        };
+    }
     if let Error::Store(cause) = e {
         tracing::error!(error = %session_core::error_chain(cause), "strict access check could not reach the store");
         return AccessRejection {

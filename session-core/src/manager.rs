@@ -427,6 +427,17 @@ impl SessionManager {
         self.inner.store.delete_id(user, id).await
     }
 
+    /// Whether `user` has a live session `id`: one store call, no session
+    /// data decoded (for checks on every request, such as access tokens'
+    /// strict check). [`Error::Unsupported`](crate::Error::Unsupported) for
+    /// client-side sessions.
+    pub async fn is_live(&self, user: &str, id: SessionId) -> Result<bool> {
+        if self.is_client_side() {
+            return Err(needs_server("checking whether a session is live"));
+        }
+        Ok(self.live_records(user).await?.iter().any(|r| r.id == id))
+    }
+
     pub(crate) fn revocations(&self) -> Option<&crate::revocation::Revocations> {
         self.inner.client.as_ref()?.revocations.as_ref()
     }

@@ -101,9 +101,9 @@ async function withSession(method, path, body, login) {
   return res;
 }
 
-// A call with the access token, refreshed first if it is about to expire.
+// A call with the access token, refreshed first if half its life is gone.
 async function withAccess(path) {
-  if (!access || access.expiresAt - Date.now() < 30000) await refresh();
+  if (!access || Date.now() > access.refreshAt) await refresh();
   if (!access) return null;
   return fetch(path, { headers: { "authorization": "Bearer " + access.token }, credentials: "omit" });
 }
@@ -112,12 +112,21 @@ async function refresh() {
   clearTimeout(refreshTimer);
   const res = await withSession("POST", "/api/token");
   if (!res) return;
-  if (!res.ok) { access = null; signedOut("Your session has ended: sign in again."); return; }
+  if (res.status === 401) { access = null; signedOut("Your session has ended: sign in again."); return; }
+  if (!res.ok) {
+    // The server is having trouble (503 while its store is down): keep the
+    // session, keep any access token still valid, and try again shortly.
+    status("The server is unavailable; retrying.");
+    refreshTimer = setTimeout(refresh, 5000);
+    return;
+  }
   const body = await res.json();
-  access = { token: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
+  const lifetime = body.expires_in * 1000;
+  access = { token: body.access_token, expiresAt: Date.now() + lifetime, refreshAt: Date.now() + lifetime / 2 };
   $("tab-expiry").textContent = new Date(access.expiresAt).toLocaleTimeString();
-  // Refresh 30 s before it expires.
-  refreshTimer = setTimeout(refresh, Math.max(1000, body.expires_in * 1000 - 30000));
+  // Refresh at half the lifetime: a token near the session's absolute
+  // deadline is short, and refreshing it sooner would not make it longer.
+  refreshTimer = setTimeout(refresh, Math.max(1000, lifetime / 2));
 }
 
 function signedOut(message) {
@@ -131,7 +140,9 @@ function signedOut(message) {
 
 async function show() {
   const res = await withAccess("/api/whoami");
-  if (!res || !res.ok) { if (res) signedOut("Your session has ended: sign in again."); return; }
+  if (!res) return;
+  if (res.status === 401) { signedOut("Your session has ended: sign in again."); return; }
+  if (!res.ok) { status("The server is unavailable; reload to try again."); return; }
   const who = await res.json();
   $("tab-user").textContent = who.user;
   $("tab-session").textContent = who.session;
@@ -157,12 +168,15 @@ $("tab-increment").addEventListener("click", async () => {
   const res = await withSession("POST", "/api/counter");
   if (!res) return;
   if (res.ok) $("tab-count").textContent = String((await res.json()).count);
-  else signedOut("Your session has ended: sign in again.");
+  else if (res.status === 401) signedOut("Your session has ended: sign in again.");
+  else status("The server is unavailable; try again.");
 });
 
 $("tab-strict").addEventListener("click", async () => {
   const res = await withAccess("/api/whoami/strict");
-  $("tab-strict-result").textContent = res && res.ok ? "live: " + (await res.json()).user : "refused: session ended";
+  if (!res) return;
+  $("tab-strict-result").textContent = res.ok ? "live: " + (await res.json()).user
+    : res.status === 401 ? "refused: session ended" : "unavailable: try again";
 });
 
 $("tab-logout").addEventListener("click", async () => {

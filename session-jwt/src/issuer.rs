@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Header;
-use session_core::{Clock, Session, SystemClock, Timestamp};
+use session_core::{Clock, Session, SessionManager, SystemClock, Timestamp};
 
 use crate::claims::{AccessClaims, AccessToken, Wire};
 use crate::error::Error;
@@ -63,7 +63,33 @@ impl Issuer {
     /// deadline ([`Error::SessionExpired`]). The session is the refresh
     /// credential: once it ends (logout, revoked, expired) it no longer
     /// loads, and no token is issued from it.
+    ///
+    /// This trusts `session` as loaded: pass the session of the current
+    /// request. A `Session` kept beyond its request (a WebSocket task, say)
+    /// would go on minting tokens after a revocation; use
+    /// [`issue_live`](Self::issue_live) there.
     pub fn issue(&self, session: &Session) -> Result<AccessToken, Error> {
+        self.mint(session)
+    }
+
+    /// [`issue`](Self::issue), after confirming in `manager`'s store that
+    /// the session is still live (one store call): for sessions held longer
+    /// than a request.
+    pub async fn issue_live(
+        &self,
+        session: &Session,
+        manager: &SessionManager,
+    ) -> Result<AccessToken, Error> {
+        let token = self.mint(session)?;
+        let claims = token.claims();
+        match manager.is_live(&claims.sub, claims.sid).await {
+            Ok(true) => Ok(token),
+            Ok(false) => Err(Error::SessionEnded),
+            Err(e) => Err(Error::Store(e)),
+        }
+    }
+
+    fn mint(&self, session: &Session) -> Result<AccessToken, Error> {
         if session.is_client_side() {
             return Err(Error::ClientSideSession);
         }

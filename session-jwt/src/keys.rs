@@ -58,6 +58,20 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// Makes sure jsonwebtoken has its RustCrypto provider: if another crate in
+/// the build also turns on its aws-lc backend, it would otherwise panic at
+/// the first signature instead of failing here.
+pub(crate) fn ensure_provider() -> Result<(), Error> {
+    use jsonwebtoken::crypto::CryptoProvider;
+    if CryptoProvider::try_get_default().is_none() {
+        // Losing a race to another installer is fine: one is installed.
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    }
+    CryptoProvider::try_get_default()
+        .map(|_| ())
+        .ok_or_else(|| Error::InvalidKey("jsonwebtoken has no crypto provider".into()))
+}
+
 fn random32() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random number generator failed");
@@ -91,6 +105,7 @@ impl SigningKey {
         alg: Algorithm,
         secret: [u8; 32],
     ) -> Result<Self, Error> {
+        ensure_provider()?;
         let kid = kid.into();
         if kid.is_empty() || kid.len() > 128 {
             return Err(Error::InvalidKey("a key id is 1 to 128 bytes".into()));
@@ -146,17 +161,26 @@ impl SigningKey {
     }
 }
 
-/// The keys of an issuer: the newest signs, every key still in the set is
-/// published ([`jwks`](Self::jwks)) and verifies. Cheap to clone.
+/// The keys of an issuer: one signs, every key in the set is published
+/// ([`jwks`](Self::jwks)) and verifies. Cheap to clone.
 ///
-/// Rotation never invalidates a token before its `exp`: [`rotate`](Self::rotate)
-/// adds a key and signs with it from then on, the old keys stay published;
-/// [`retire`](Self::retire) an old key only once every token it signed has
-/// expired (the issuer's lifetime after the rotation), and only after
-/// verifiers have fetched the new key set.
+/// Rotation never invalidates a token before its `exp`, in three steps:
+///
+/// 1. [`publish`](Self::publish) the new key: it is in the JWKS but does not
+///    sign yet. Wait until every verifier has fetched the new set (the JWKS
+///    response's cache lifetime, or the verifiers' refresh period).
+/// 2. [`promote`](Self::promote) it: it signs from then on; the old key stays
+///    published, so tokens it signed keep verifying.
+/// 3. [`retire`](Self::retire) the old key once every token it signed has
+///    expired (the issuer's lifetime after step 2).
+///
+/// [`rotate`](Self::rotate) does steps 1 and 2 at once, for verifiers that
+/// share this set in-process.
 #[derive(Clone, Debug)]
 pub struct KeySet {
     inner: Arc<Vec<SigningKey>>,
+    /// The index of the key that signs.
+    signing: usize,
 }
 
 impl KeySet {
@@ -164,12 +188,13 @@ impl KeySet {
     pub fn new(key: SigningKey) -> Self {
         Self {
             inner: Arc::new(vec![key]),
+            signing: 0,
         }
     }
 
-    /// This set plus `key`, which signs from now on.
-    /// [`Error::InvalidKey`] if its id is already in the set.
-    pub fn rotate(&self, key: SigningKey) -> Result<Self, Error> {
+    /// This set plus `key`, published but not signing yet (step 1 of a
+    /// rotation). [`Error::InvalidKey`] if its id is already in the set.
+    pub fn publish(&self, key: SigningKey) -> Result<Self, Error> {
         if self.get(key.kid()).is_some() {
             return Err(Error::InvalidKey(format!(
                 "key id {:?} is already in the set",
@@ -180,7 +205,30 @@ impl KeySet {
         keys.push(key);
         Ok(Self {
             inner: Arc::new(keys),
+            signing: self.signing,
         })
+    }
+
+    /// This set with the published key `kid` signing (step 2 of a
+    /// rotation). [`Error::InvalidKey`] for an id not in the set.
+    pub fn promote(&self, kid: &str) -> Result<Self, Error> {
+        let signing = self
+            .inner
+            .iter()
+            .position(|k| k.kid() == kid)
+            .ok_or_else(|| Error::InvalidKey(format!("no key {kid:?} in the set")))?;
+        Ok(Self {
+            inner: self.inner.clone(),
+            signing,
+        })
+    }
+
+    /// [`publish`](Self::publish) and [`promote`](Self::promote) at once:
+    /// `key` signs from now on. Verifiers that fetch the JWKS see tokens of
+    /// a key they may not have yet; prefer the two steps for them.
+    pub fn rotate(&self, key: SigningKey) -> Result<Self, Error> {
+        let kid = key.kid().to_owned();
+        self.publish(key)?.promote(&kid)
     }
 
     /// This set without the key `kid`: it is no longer published, so tokens
@@ -195,20 +243,26 @@ impl KeySet {
         if self.get(kid).is_none() {
             return Err(Error::InvalidKey(format!("no key {kid:?} in the set")));
         }
-        let keys = self
+        let signing_kid = self.signing().kid().to_owned();
+        let keys: Vec<SigningKey> = self
             .inner
             .iter()
             .filter(|k| k.kid() != kid)
             .cloned()
             .collect();
+        let signing = keys
+            .iter()
+            .position(|k| k.kid() == signing_kid)
+            .expect("the signing key is kept");
         Ok(Self {
             inner: Arc::new(keys),
+            signing,
         })
     }
 
-    /// The key that signs: the one added last.
+    /// The key that signs.
     pub fn signing(&self) -> &SigningKey {
-        self.inner.last().expect("a key set always holds a key")
+        &self.inner[self.signing]
     }
 
     /// The key `kid`, if the set holds it.
@@ -280,6 +334,21 @@ mod tests {
         assert!(set.retire("b").is_err());
         assert!(set.retire("zz").is_err());
         assert_eq!(set.retire("a").unwrap().jwks().keys.len(), 1);
+    }
+
+    #[test]
+    fn a_published_key_signs_only_once_promoted() {
+        let set = KeySet::new(SigningKey::generate("a", Algorithm::EdDSA));
+        let set = set
+            .publish(SigningKey::generate("b", Algorithm::EdDSA))
+            .unwrap();
+        assert_eq!(set.signing().kid(), "a");
+        assert_eq!(set.jwks().keys.len(), 2, "published");
+        let set = set.promote("b").unwrap();
+        assert_eq!(set.signing().kid(), "b");
+        assert!(set.promote("zz").is_err());
+        let set = set.retire("a").unwrap();
+        assert_eq!(set.signing().kid(), "b");
     }
 
     #[test]

@@ -114,21 +114,32 @@ impl Verifier {
         if config.algorithms.is_empty() {
             return Err(Error::InvalidKey("no algorithm is accepted".into()));
         }
+        crate::keys::ensure_provider()?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let kid = jwk
-                .common
-                .key_id
-                .clone()
-                .ok_or_else(|| Error::InvalidKey("a key in the set has no kid".into()))?;
             let alg = jwk
                 .common
                 .key_algorithm
                 .and_then(|a| jsonwebtoken::Algorithm::try_from(a).ok())
                 .and_then(Algorithm::from_jwt);
+            // Keys of other algorithms (or none named) are not ours to check.
             let Some(alg) = alg.filter(|a| config.algorithms.contains(a)) else {
                 continue;
             };
+            let kid = jwk
+                .common
+                .key_id
+                .clone()
+                .ok_or_else(|| Error::InvalidKey("a key in the set has no kid".into()))?;
+            if let Some(usage) = &jwk.common.public_key_use {
+                if *usage != jsonwebtoken::jwk::PublicKeyUse::Signature {
+                    return Err(Error::InvalidKey(format!(
+                        "key {kid:?} is not for signatures"
+                    )));
+                }
+            }
+            check_public_key(jwk, alg)
+                .map_err(|why| Error::InvalidKey(format!("key {kid:?}: {why}")))?;
             let decoding = DecodingKey::from_jwk(jwk)
                 .map_err(|e| Error::InvalidKey(format!("key {kid:?}: {e}")))?;
             if keys.insert(kid.clone(), Key { alg, decoding }).is_some() {
@@ -237,17 +248,52 @@ impl Verifier {
         manager: &SessionManager,
     ) -> Result<AccessClaims, Error> {
         let claims = self.verify(token)?;
-        let live = manager.list_user(&claims.sub).await.map_err(Error::Store)?;
-        if live.iter().any(|s| s.id == claims.sid) {
-            Ok(claims)
-        } else {
-            Err(Error::SessionEnded)
+        match manager.is_live(&claims.sub, claims.sid).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(Error::SessionEnded),
+            Err(e) => Err(Error::Store(e)),
         }
     }
 
     /// Now, on the verifier's clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+}
+
+/// Checks that a JWK holds a valid public key of exactly the kind `alg`
+/// needs (the JWT library takes the bytes as given, and would cut or index
+/// them at the first token).
+fn check_public_key(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> Result<(), String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+    let coordinate = |text: &str| -> Result<[u8; 32], String> {
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|e| format!("not base64url: {e}"))?
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("{} bytes where 32 are needed", b.len()))
+    };
+    match (alg, &jwk.algorithm) {
+        (Algorithm::EdDSA, AlgorithmParameters::OctetKeyPair(okp))
+            if okp.curve == EllipticCurve::Ed25519 =>
+        {
+            ed25519_dalek::VerifyingKey::from_bytes(&coordinate(&okp.x)?)
+                .map(drop)
+                .map_err(|e| format!("not an Ed25519 public key: {e}"))
+        }
+        (Algorithm::ES256, AlgorithmParameters::EllipticCurve(ec))
+            if ec.curve == EllipticCurve::P256 =>
+        {
+            let mut sec1 = vec![0x04];
+            sec1.extend_from_slice(&coordinate(&ec.x)?);
+            sec1.extend_from_slice(&coordinate(&ec.y)?);
+            p256::PublicKey::from_sec1_bytes(&sec1)
+                .map(drop)
+                .map_err(|e| format!("not a P-256 public key: {e}"))
+        }
+        (alg, _) => Err(format!("not an {alg:?} key (kty or crv does not match)")),
     }
 }
 

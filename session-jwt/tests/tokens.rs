@@ -454,3 +454,71 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_jwks_key_of_the_wrong_size_or_kind_is_refused_when_the_verifier_is_built() {
+    let keys = KeySet::new(SigningKey::generate("k1", Algorithm::EdDSA));
+    let mut doc: serde_json::Value = serde_json::from_str(&keys.jwks_json()).unwrap();
+    let cfg = || VerifierConfig::new(ISS, AUD).algorithms(&[Algorithm::EdDSA, Algorithm::ES256]);
+    for (field, value, why) in [
+        ("x", json!("AAAA"), "bytes where 32 are needed"),
+        (
+            "x",
+            json!(URL_SAFE_NO_PAD.encode([0u8; 57])),
+            "bytes where 32 are needed",
+        ),
+        ("crv", json!("Ed448"), "kty or crv"),
+        ("use", json!("enc"), "not for signatures"),
+    ] {
+        let mut bad = doc.clone();
+        bad["keys"][0][field] = value;
+        let err = Verifier::from_jwks(&bad.to_string(), cfg()).unwrap_err();
+        assert!(err.to_string().contains(why), "{field}: {err}");
+    }
+    // A key of an algorithm this verifier does not take is skipped, kid or not.
+    let es = SigningKey::generate("k2", Algorithm::ES256);
+    let mut es_jwk = serde_json::to_value(es.public_jwk()).unwrap();
+    es_jwk.as_object_mut().unwrap().remove("kid");
+    doc["keys"].as_array_mut().unwrap().push(es_jwk);
+    assert!(Verifier::from_jwks(&doc.to_string(), VerifierConfig::new(ISS, AUD)).is_ok());
+}
+
+#[tokio::test]
+async fn a_published_key_is_fetched_before_it_signs_so_no_verifier_refuses_a_fresh_token() {
+    let w = world();
+    let s = w.logged_in("alice").await;
+    let old_token = w.issuer.issue(&s).unwrap();
+    // Step 1: publish. Verifiers fetch this set; the old key still signs.
+    let published = w
+        .keys
+        .publish(SigningKey::generate("k2", Algorithm::EdDSA))
+        .unwrap();
+    let fetched = published.jwks_json();
+    // Step 2: promote. Verifiers still hold the set fetched at step 1.
+    let promoted = published.promote("k2").unwrap();
+    let issuer = Issuer::new(promoted, ISS, AUD).with_clock(Arc::new(w.clock.clone()));
+    let new_token = issuer.issue(&s).unwrap();
+    let verifier = Verifier::from_jwks(&fetched, VerifierConfig::new(ISS, AUD))
+        .unwrap()
+        .with_clock(Arc::new(w.clock.clone()));
+    assert!(
+        verifier.verify(new_token.as_str()).is_ok(),
+        "signed by k2, known since step 1"
+    );
+    assert!(
+        verifier.verify(old_token.as_str()).is_ok(),
+        "signed by k1, still published"
+    );
+}
+
+#[tokio::test]
+async fn issue_live_refuses_a_session_revoked_after_it_was_loaded() {
+    let w = world();
+    let s = w.logged_in("alice").await;
+    assert!(w.issuer.issue_live(&s, &w.manager).await.is_ok());
+    w.manager.revoke("alice", s.id().unwrap()).await.unwrap();
+    assert!(matches!(
+        w.issuer.issue_live(&s, &w.manager).await,
+        Err(Error::SessionEnded)
+    ));
+}
