@@ -125,7 +125,7 @@ pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase
                     )
                     .await
                     .expect("POST /init");
-                let cookie = init
+                let mut cookie = init
                     .headers()
                     .get(header::SET_COOKIE)
                     .and_then(|v| v.to_str().ok())
@@ -146,6 +146,16 @@ pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase
                         .await
                         .expect("GET /hit");
                     assert_eq!(res.status(), StatusCode::OK);
+                    // A client-side session comes back whole with each
+                    // write: keep the newest, as a browser does.
+                    if let Some(next) = res
+                        .headers()
+                        .get(header::SET_COOKIE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split(';').next())
+                    {
+                        cookie = Some(next.to_owned());
+                    }
                     let _ = res.into_body().collect().await.expect("body");
                     lat.push(t.elapsed());
                 }

@@ -259,6 +259,15 @@ async fn store_runs(a: &Args) -> Vec<Run> {
     runs
 }
 
+/// Client-side sessions: the session sealed in the cookie, no store.
+fn client_side_manager() -> SessionManager {
+    let config = session_core::SessionConfig::default().sealing_keys(session_core::KeyRing::new(
+        1,
+        session_core::KeyRing::generate_key(),
+    ));
+    SessionManager::client_side(config, session_core::ClientSide::new()).expect("valid config")
+}
+
 /// Our Redis store on `url`, its keys under `prefix`.
 async fn our_redis(url: &str, prefix: &str) -> session_redis::RedisStore {
     session_redis::RedisStore::connect(url, session_redis::RedisOptions::default().prefix(prefix))
@@ -292,6 +301,7 @@ async fn http_run(a: &Args, store: &str, imp: &'static str) -> Option<Phase> {
         ("memory", "ours") => {
             Some(http::drive(http::ours(manager(Arc::new(MemoryStore::new()))), k, d).await)
         }
+        ("cookie", "ours") => Some(http::drive(http::ours(client_side_manager()), k, d).await),
         #[cfg(feature = "compare")]
         ("memory", "tower-sessions") => {
             Some(http::drive(http::tower(tower_sessions::MemoryStore::default()), k, d).await)
@@ -313,6 +323,7 @@ async fn http_runs(a: &Args) -> Vec<Run> {
     let mut jobs = vec![
         ("memory", "none"),
         ("memory", "ours"),
+        ("cookie", "ours"),
         ("memory", "tower-sessions"),
     ];
     if a.backends.iter().any(|b| b == "redis") {

@@ -82,14 +82,25 @@ pub struct Ratio {
 
 /// Ours over `base` on `backend` for `phase`; `None` unless both ran it.
 pub fn paired(runs: &[Run], backend: &str, base: &str, phase: &str) -> Option<Ratio> {
+    paired_runs(runs, (backend, "ours"), (backend, base), phase)
+}
+
+/// As [`paired`], for any two runs: `ours` and `base` are (backend,
+/// implementation); rounds are paired by their index.
+pub fn paired_runs(
+    runs: &[Run],
+    ours: (&str, &str),
+    base: (&str, &str),
+    phase: &str,
+) -> Option<Ratio> {
     let rate = |round: &[Phase]| {
         round
             .iter()
             .find(|p| p.phase == phase)
             .map(|p| p.ops_per_sec)
     };
-    let ours = run_of(runs, backend, "ours", phase)?;
-    let base = run_of(runs, backend, base, phase)?;
+    let ours = run_of(runs, ours.0, ours.1, phase)?;
+    let base = run_of(runs, base.0, base.1, phase)?;
     let mut ratios: Vec<f64> = ours
         .rounds
         .iter()
@@ -207,11 +218,34 @@ fn print_http_table(runs: &[Run], a: &Args) {
         "store", "ours req/s", "p50 us", "p99 us", "no-session", "ours/none", "tower", "ours/tower"
     );
     let none = find(runs, "memory", "none", "http");
-    for store in ["memory", "redis"] {
+    for store in ["memory", "cookie", "redis"] {
         let ours = find(runs, store, "ours", "http");
         let tower = find(runs, store, "tower-sessions", "http");
         // The sessionless app runs once, on the memory row.
         let own_none = none.filter(|_| store == "memory");
+        if store == "cookie" {
+            // Client-side sessions (sealed in the cookie): no store, and no
+            // tower-sessions counterpart; the ratio is to the no-session app.
+            if let Some(ours) = ours {
+                println!(
+                    "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
+                    store,
+                    rate(Some(ours)),
+                    ours.p50_us,
+                    ours.p99_us,
+                    "-",
+                    ratio(paired_runs(
+                        runs,
+                        ("cookie", "ours"),
+                        ("memory", "none"),
+                        "http"
+                    )),
+                    "-",
+                    "-"
+                );
+            }
+            continue;
+        }
         if ours.or(tower).or(own_none).is_none() {
             continue;
         }

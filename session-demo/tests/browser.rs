@@ -581,11 +581,20 @@ async fn two_tabs_are_two_users_with_access_tokens_and_revocation_reaches_the_st
     let rows = c.find_all(Locator::Css("#sessions tr")).await.unwrap();
     assert_eq!(rows.len(), 3, "a header, this device and tab A");
     click(&c, "#sessions form button").await;
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#sessions"))
-        .await
-        .unwrap();
+    // The form post navigates: wait for the page that lists one session
+    // (the old page's table is still there until it does).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = match c.find_all(Locator::Css("#sessions tr")).await {
+            Ok(rows) => rows.len(),
+            Err(_) => 0,
+        };
+        if rows == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked row is still listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         manager.list_user("alice").await.unwrap().len(),
         1,
