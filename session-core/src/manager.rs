@@ -386,7 +386,9 @@ impl SessionManager {
     /// [`Error::Unsupported`](crate::Error::Unsupported)): every cookie of
     /// `user` issued before now is refused from the next request on, `keep`
     /// gets a new credential at its commit, and the count returned is 0 (the
-    /// server does not know how many cookies there were).
+    /// server does not know how many cookies there were). The call returns
+    /// once the clock has passed the not-before instant (at most a
+    /// millisecond), so a login after it is never refused by it.
     pub async fn revoke_user(&self, user: &str, keep: Option<&Session>) -> Result<u64> {
         if let Some(client) = &self.inner.client {
             let Some(list) = &client.revocations else {
@@ -403,6 +405,16 @@ impl SessionManager {
             let written = list.revoke_user(user, now, until, now, known).await?;
             if let Some(keep) = keep {
                 keep.keep_after(now, written);
+            }
+            // Cookies issued up to `now` are refused, the millisecond of
+            // `now` included: return only once this server's clock has moved
+            // past it, so that a login after this call is never refused.
+            // (Bounded, for a clock that does not move by itself.)
+            for _ in 0..20 {
+                if self.now() > now {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
             return Ok(0);
         }
