@@ -144,3 +144,17 @@ pub(crate) fn connect_err(e: RedisError, user: &str) -> Error {
     };
     Error::backend(BACKEND, ConnectError { message, source: e })
 }
+
+/// The local cache's tracking connections could not be set up: a permanent
+/// error naming what the cache needs, the server's own error kept as the
+/// source.
+pub(crate) fn tracking_err(e: RedisError, user: &str) -> Error {
+    if e.code().is_some_and(|c| c != "ERR") || tls_failure(&e).is_some() {
+        return connect_err(e, user);
+    }
+    let message = "the local cache could not start tracking: it needs Redis 6 or later \
+                   (RESP3 and CLIENT TRACKING), and a user allowed CLIENT and, on a \
+                   cluster, CLUSTER NODES"
+        .to_owned();
+    Error::backend(BACKEND, ConnectError { message, source: e })
+}

@@ -20,10 +20,14 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod error;
 mod scripts;
 mod store;
+mod tracking;
 mod value;
 
+pub use cache::{CacheStats, LocalCache};
 pub use error::{connect_error, redis_error};
 pub use store::{RedisOptions, RedisStore};
+pub use tracking::TRACKING_CLIENT_NAME;

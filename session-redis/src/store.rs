@@ -14,8 +14,10 @@ use session_core::{
     newest_per_session, Error, Record, Result, SessionId, SessionKey, SessionStore, Timestamp,
 };
 
-use crate::error::{connect_err, redis_err, unexpected};
+use crate::cache::{Cache, CacheStats, LocalCache, Lookup};
+use crate::error::{connect_err, redis_err, tracking_err, unexpected};
 use crate::scripts::{Call, Scripts};
+use crate::tracking::{self, Tracking};
 use crate::value::{self, Stored};
 
 /// Connection settings for [`RedisStore`].
@@ -29,6 +31,7 @@ pub struct RedisOptions {
     connect_timeout: Duration,
     response_timeout: Duration,
     tls_root: Option<Vec<u8>>,
+    cache: Option<LocalCache>,
 }
 
 impl Default for RedisOptions {
@@ -38,6 +41,7 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
             tls_root: None,
+            cache: None,
         }
     }
 }
@@ -69,6 +73,29 @@ impl RedisOptions {
     /// file to read them from).
     pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root = Some(pem.into());
+        self
+    }
+
+    /// Serves loads from process memory, kept correct by Redis' own
+    /// invalidation messages (RESP3 `CLIENT TRACKING`, Redis 6 or later).
+    /// Off by default.
+    ///
+    /// A change made anywhere (another app server, `sessionctl`, an expiry)
+    /// reaches this store's memory within the invalidation delay, about a
+    /// millisecond on a LAN. Writes go to Redis as without the cache, and a
+    /// versioned write that finds a newer record than the cached one fails
+    /// with `Conflict` (the cached entry is dropped, so the retry reads
+    /// Redis): a cache never causes a lost update. If a tracking connection
+    /// drops or stops answering, or a cluster's nodes change, the cache is
+    /// emptied and loads go to Redis until tracking is back.
+    ///
+    /// Each store opens one more connection per node (the server, or every
+    /// cluster node, replicas included), named
+    /// `session-redis-cache-tracking` in `CLIENT LIST`. Only
+    /// [`connect`](RedisStore::connect) and
+    /// [`connect_cluster`](RedisStore::connect_cluster) honour this option.
+    pub fn local_cache(mut self, limits: LocalCache) -> Self {
+        self.cache = Some(limits);
         self
     }
 
@@ -171,6 +198,14 @@ pub struct RedisStore {
     /// `prefix` + `u:`, the start of every index's name.
     indexes: Arc<str>,
     scripts: Arc<Scripts>,
+    cached: Option<Arc<Cached>>,
+}
+
+/// The local cache and the task keeping it correct; the task stops when the
+/// last clone of the store is dropped.
+struct Cached {
+    cache: Arc<Cache>,
+    _tracking: Tracking,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -182,6 +217,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("mode", &mode)
             .field("prefix", &self.prefix)
+            .field("local_cache", &self.cached.is_some())
             .finish()
     }
 }
@@ -226,11 +262,13 @@ impl RedisStore {
             .set_response_timeout(Some(options.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
+        let seeds = vec![client.get_connection_info().clone()];
         let manager = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| connect_err(e, &user))?;
-        let store = Self::new(Conn::Single(manager), &options);
+        let mut store = Self::new(Conn::Single(manager), &options);
         store.check_connection(&user).await?;
+        store.start_cache(&options, seeds, false, &user).await?;
         Ok(store)
     }
 
@@ -267,11 +305,83 @@ impl RedisStore {
             .get_async_connection()
             .await
             .map_err(|e| connect_err(e, &user))?;
-        let store = Self::new(Conn::Cluster(conn), &options);
+        let mut store = Self::new(Conn::Cluster(conn), &options);
         store.check_connection(&user).await?;
+        if options.cache.is_some() {
+            let seeds = nodes
+                .iter()
+                .map(|n| redis::IntoConnectionInfo::into_connection_info(*n))
+                .collect::<RedisResult<Vec<_>>>()
+                .map_err(|e| Error::InvalidInput(format!("bad Redis Cluster URL: {e}")))?;
+            store.start_cache(&options, seeds, true, &user).await?;
+        }
         Ok(store)
     }
 
+    async fn start_cache(
+        &mut self,
+        options: &RedisOptions,
+        seeds: Vec<redis::ConnectionInfo>,
+        cluster: bool,
+        user: &str,
+    ) -> Result<()> {
+        let Some(limits) = options.cache else {
+            return Ok(());
+        };
+        let cache = Arc::new(Cache::new(limits));
+        let setup = tracking::Setup {
+            seeds,
+            cluster,
+            certs: options.tls_certificates(),
+            records: self.records.clone(),
+            connect_timeout: options.connect_timeout,
+            response_timeout: options.response_timeout,
+        };
+        let tracking = tracking::start(setup, cache.clone())
+            .await
+            .map_err(|e| tracking_err(e, user))?;
+        self.cached = Some(Arc::new(Cached {
+            cache,
+            _tracking: tracking,
+        }));
+        Ok(())
+    }
+
+    /// What the local cache has done, if this store has one
+    /// ([`RedisOptions::local_cache`]).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cached.as_ref().map(|c| c.cache.stats())
+    }
+
+    fn cache(&self) -> Option<&Cache> {
+        self.cached.as_deref().map(|c| &*c.cache)
+    }
+
+    /// Announces a write to `keys` to the cache until the guard drops
+    /// (even if the caller's future is dropped mid-write).
+    fn writing<'a>(&'a self, keys: &'a [SessionKey]) -> Option<Writing<'a>> {
+        let cache = self.cache()?;
+        cache.begin_write(keys);
+        Some(Writing::Keys(cache, keys))
+    }
+
+    /// Announces a write ending some of `user`'s sessions: those that are
+    /// not `keep`, and (if given) only the one with `id`.
+    fn writing_user<'a>(
+        &'a self,
+        user: &'a str,
+        keep: Option<&'a SessionKey>,
+        id: Option<SessionId>,
+    ) -> Option<Writing<'a>> {
+        let cache = self.cache()?;
+        cache.begin_user_write(user);
+        Some(Writing::User {
+            cache,
+            user,
+            keep,
+            id,
+        })
+    }
     /// Uses a connection manager the application already has.
     pub fn from_connection_manager(manager: ConnectionManager, options: &RedisOptions) -> Self {
         Self::new(Conn::Single(manager), options)
@@ -289,6 +399,7 @@ impl RedisStore {
             records: Arc::from(format!("{}s:", options.prefix)),
             indexes: Arc::from(format!("{}u:", options.prefix)),
             scripts: Arc::new(Scripts::new()),
+            cached: None,
         }
     }
 
@@ -787,9 +898,39 @@ fn status_to_result(status: &str, what: &str) -> Result<()> {
     }
 }
 
-#[async_trait]
-impl SessionStore for RedisStore {
-    async fn create(&self, record: &Record) -> Result<()> {
+/// A write this process has under way, announced to the local cache.
+enum Writing<'a> {
+    Keys(&'a Cache, &'a [SessionKey]),
+    User {
+        cache: &'a Cache,
+        user: &'a str,
+        keep: Option<&'a SessionKey>,
+        id: Option<SessionId>,
+    },
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        match self {
+            Self::Keys(cache, keys) => cache.end_write(keys),
+            Self::User {
+                cache,
+                user,
+                keep,
+                id,
+            } => cache.end_user_write(user, |r| {
+                r.user.as_deref() == Some(*user)
+                    && *keep != Some(&r.key)
+                    && id.is_none_or(|id| id == r.id)
+            }),
+        }
+    }
+}
+
+/// The store's operations on Redis itself; [`SessionStore`] adds the local
+/// cache around them.
+impl RedisStore {
+    async fn create_on_server(&self, record: &Record) -> Result<()> {
         record.check_create()?;
         let name = self.record_key(&record.key);
         let value = value::encode(record, None)?;
@@ -828,7 +969,7 @@ impl SessionStore for RedisStore {
         status_to_result(&status, "create")
     }
 
-    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+    async fn load_on_server(&self, key: &SessionKey) -> Result<Option<Record>> {
         if self.is_cluster() {
             // Boxed: inline, the cluster path's state would more than double
             // the size of every load's future.
@@ -843,7 +984,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
+    async fn update_on_server(&self, record: &Record, expected_version: u64) -> Result<()> {
         record.check_update(expected_version)?;
         let name = self.record_key(&record.key);
         let member = Self::member_of(&name);
@@ -870,7 +1011,7 @@ impl SessionStore for RedisStore {
         status_to_result(&status, "update")
     }
 
-    async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
+    async fn touch_on_server(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
         let name = self.record_key(key);
         let member = Self::member_of(&name);
         let stored = expires_at.as_millis().to_be_bytes();
@@ -914,7 +1055,7 @@ impl SessionStore for RedisStore {
         Err(Error::Conflict)
     }
 
-    async fn rotate(
+    async fn rotate_on_server(
         &self,
         old_key: &SessionKey,
         record: &Record,
@@ -929,7 +1070,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<bool> {
+    async fn delete_on_server(&self, key: &SessionKey) -> Result<bool> {
         let name = self.record_key(key);
         let member = Self::member_of(&name);
         if !self.is_cluster() {
@@ -977,7 +1118,7 @@ impl SessionStore for RedisStore {
         Ok(deleted)
     }
 
-    async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
+    async fn list_user_on_server(&self, user: &str) -> Result<Vec<Record>> {
         if self.is_cluster() {
             self.list_cluster(user).await
         } else {
@@ -985,7 +1126,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
+    async fn delete_user_on_server(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
         if self.is_cluster() {
             return self.delete_user_cluster(user, keep).await;
         }
@@ -998,7 +1139,7 @@ impl SessionStore for RedisStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+    async fn delete_id_on_server(&self, user: &str, id: SessionId) -> Result<bool> {
         if self.is_cluster() {
             return self.delete_id_cluster(user, id).await;
         }
@@ -1011,10 +1152,81 @@ impl SessionStore for RedisStore {
         Ok(n == 1)
     }
 
+    /// Nothing to do: see [`SessionStore::purge_expired`] below.
+    async fn purge_expired_on_server(&self) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        let _w = self.writing(std::slice::from_ref(&record.key));
+        self.create_on_server(record).await
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Record>> {
+        let Some(cache) = self.cache() else {
+            return self.load_on_server(key).await;
+        };
+        match cache.lookup(key, Timestamp::now()) {
+            Lookup::Hit(record) => Ok(Some(record)),
+            Lookup::Bypass => self.load_on_server(key).await,
+            Lookup::Fill(ticket) => {
+                let loaded = self.load_on_server(key).await;
+                cache.fill(key, ticket, loaded.as_ref().ok().and_then(Option::as_ref));
+                loaded
+            }
+        }
+    }
+
+    async fn update(&self, record: &Record, expected_version: u64) -> Result<()> {
+        // The entry goes also on `Conflict`: the next load reads Redis, not
+        // a stale copy.
+        let _w = self.writing(std::slice::from_ref(&record.key));
+        self.update_on_server(record, expected_version).await
+    }
+
+    async fn touch(&self, key: &SessionKey, expires_at: Timestamp) -> Result<()> {
+        let _w = self.writing(std::slice::from_ref(key));
+        self.touch_on_server(key, expires_at).await
+    }
+
+    async fn rotate(
+        &self,
+        old_key: &SessionKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<()> {
+        let keys = [*old_key, record.key];
+        let _w = self.writing(&keys);
+        self.rotate_on_server(old_key, record, expected_version)
+            .await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool> {
+        let _w = self.writing(std::slice::from_ref(key));
+        self.delete_on_server(key).await
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Record>> {
+        self.list_user_on_server(user).await
+    }
+
+    async fn delete_user(&self, user: &str, keep: Option<&SessionKey>) -> Result<u64> {
+        let _w = self.writing_user(user, keep, None);
+        self.delete_user_on_server(user, keep).await
+    }
+
+    async fn delete_id(&self, user: &str, id: SessionId) -> Result<bool> {
+        let _w = self.writing_user(user, None, Some(id));
+        self.delete_id_on_server(user, id).await
+    }
+
     /// Redis expires records itself (`PEXPIREAT`) and prunes index entries as
     /// it reads them; index sets expire with their longest-lived entry. There
     /// is nothing left to remove, so this returns 0 without a round trip.
     async fn purge_expired(&self) -> Result<u64> {
-        Ok(0)
+        self.purge_expired_on_server().await
     }
 }

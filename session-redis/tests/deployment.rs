@@ -211,28 +211,7 @@ async fn a_write_to_a_replica_during_failover_is_a_transient_error() {
     if url_or_skip(URL_VAR, TEST).is_none() {
         return;
     }
-    let primary_port = free_loopback_port();
-    let primary_dir = TempDir::new("primary");
-    // No 5 s wait before the first full sync (Redis 7's diskless default).
-    let primary = OwnServer::start_with(
-        primary_port,
-        &primary_dir,
-        &["--save", "", "--repl-diskless-sync-delay", "0"],
-    )
-    .await;
-    let replica_dir = TempDir::new("replica");
-    let replica = OwnServer::start_with(
-        free_loopback_port(),
-        &replica_dir,
-        &[
-            "--save",
-            "",
-            "--replicaof",
-            "127.0.0.1",
-            &primary_port.to_string(),
-        ],
-    )
-    .await;
+    let (primary, replica, _dirs) = primary_and_replica().await;
     let on_primary = RedisStore::connect(&primary.url(), RedisOptions::default())
         .await
         .unwrap();
@@ -259,4 +238,75 @@ async fn a_write_to_a_replica_during_failover_is_a_transient_error() {
     assert!(text.to_lowercase().contains("read only replica"), "{text}");
     replica.kill().await;
     primary.kill().await;
+}
+
+/// With the local cache on a replica's store (read replicas serving loads,
+/// or a store still pointed at a former primary): the replica pushes
+/// invalidations for the writes it receives through replication, so a
+/// logout on the primary stops the replica's cached copy.
+#[tokio::test]
+async fn a_cache_on_a_replica_drops_what_the_primary_deletes() {
+    const TEST: &str = "a_cache_on_a_replica_drops_what_the_primary_deletes";
+    if url_or_skip(URL_VAR, TEST).is_none() {
+        return;
+    }
+    let (primary, replica, _dirs) = primary_and_replica().await;
+    let on_primary = RedisStore::connect(&primary.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let cached = RedisOptions::default().local_cache(session_redis::LocalCache::default());
+    let on_replica = RedisStore::connect(&replica.url(), cached).await.unwrap();
+    let r = cases::new_record(Some("alice"));
+    on_primary.create(&r).await.unwrap();
+    let mut warm = false;
+    for _ in 0..500 {
+        let hits = on_replica.cache_stats().unwrap().hits;
+        if on_replica.load(&r.key).await.unwrap().is_some()
+            && on_replica.cache_stats().unwrap().hits > hits
+        {
+            warm = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(warm, "the replica's store serves the record from memory");
+    assert!(on_primary.delete(&r.key).await.unwrap());
+    let mut gone = false;
+    for _ in 0..500 {
+        if on_replica.load(&r.key).await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the replica's invalidation reached the cache");
+    replica.kill().await;
+    primary.kill().await;
+}
+
+/// A primary and its replica, each a redis-server of our own.
+async fn primary_and_replica() -> (OwnServer, OwnServer, [TempDir; 2]) {
+    let primary_port = free_loopback_port();
+    let primary_dir = TempDir::new("primary");
+    // No 5 s wait before the first full sync (Redis 7's diskless default).
+    let primary = OwnServer::start_with(
+        primary_port,
+        &primary_dir,
+        &["--save", "", "--repl-diskless-sync-delay", "0"],
+    )
+    .await;
+    let replica_dir = TempDir::new("replica");
+    let replica = OwnServer::start_with(
+        free_loopback_port(),
+        &replica_dir,
+        &[
+            "--save",
+            "",
+            "--replicaof",
+            "127.0.0.1",
+            &primary_port.to_string(),
+        ],
+    )
+    .await;
+    (primary, replica, [primary_dir, replica_dir])
 }

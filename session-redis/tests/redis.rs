@@ -23,17 +23,31 @@ fn record(user: Option<&str>, ttl: Duration) -> Record {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_store_recovers_after_its_server_restarts() {
     const TEST: &str = "the_same_store_recovers_after_its_server_restarts";
+    // Default options: 2 s to connect, 2 s for a response.
+    recovers_after_a_restart(TEST, RedisOptions::default()).await;
+}
+
+/// The same with the local cache on: the restart drops the tracking
+/// connection, the cache empties and comes back once tracking does, and
+/// every acknowledged write is still what a load returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_store_with_a_local_cache_recovers_after_its_server_restarts() {
+    const TEST: &str = "the_same_store_with_a_local_cache_recovers_after_its_server_restarts";
+    let options = RedisOptions::default().local_cache(session_redis::LocalCache::default());
+    recovers_after_a_restart(TEST, options).await;
+}
+
+async fn recovers_after_a_restart(test: &str, options: RedisOptions) {
     // Needs only the redis-server binary; CI has it, like the shared server.
-    if url_or_skip(URL_VAR, TEST).is_none() {
+    if url_or_skip(URL_VAR, test).is_none() {
         return;
     }
     let port = free_loopback_port();
     let dir = TempDir::new("fault");
     let server = OwnServer::start(port, &dir).await;
-    // Default options: 2 s to connect, 2 s for a response.
-    let store = RedisStore::connect(&server.url(), RedisOptions::default())
-        .await
-        .unwrap();
+    let store = RedisStore::connect(&server.url(), options).await.unwrap();
+    let probe = store.clone();
+    let cached = probe.cache_stats().is_some();
     let store: Arc<dyn SessionStore> = Arc::new(store);
 
     // Restarted on the same port and directory, the server replays its
@@ -50,9 +64,28 @@ async fn the_same_store_recovers_after_its_server_restarts() {
     outage.report.assert_durable(store.as_ref()).await;
     let _ = writeln!(
         std::io::stderr(),
-        "redis fault (appendfsync always): {}",
+        "redis fault (appendfsync always{}): {}",
+        if cached { ", local cache" } else { "" },
         outage.summary()
     );
+    if let Some(stats) = probe.cache_stats() {
+        assert!(
+            stats.flushes >= 1,
+            "the restart emptied the cache: {stats:?}"
+        );
+        let r = session_test_suite::cases::new_record(None);
+        store.create(&r).await.unwrap();
+        let mut served = false;
+        for _ in 0..500 {
+            store.load(&r.key).await.unwrap();
+            if probe.cache_stats().unwrap().hits > stats.hits {
+                served = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(served, "the cache serves again once tracking is back");
+    }
     server.kill().await;
 }
 

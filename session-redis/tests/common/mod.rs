@@ -92,6 +92,10 @@ pub async fn standalone_store() -> Provision {
 /// `SESSION_TEST_REDIS_CLUSTER_URLS` (comma-separated node URLs). There is no
 /// Docker fallback for a cluster.
 pub async fn cluster_store() -> Provision {
+    cluster_store_with(|prefix| RedisOptions::default().prefix(prefix)).await
+}
+
+async fn cluster_store_with(options: fn(&str) -> RedisOptions) -> Provision {
     let list = match server_url(CLUSTER_VAR) {
         Ok(list) => list,
         Err(skip) => return skip,
@@ -99,7 +103,7 @@ pub async fn cluster_store() -> Provision {
     let nodes = cluster_nodes(&list);
     let prefix = random_prefix();
     let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let store = RedisStore::connect_cluster(&refs, RedisOptions::default().prefix(prefix.clone()))
+    let store = RedisStore::connect_cluster(&refs, options(&prefix))
         .await
         .unwrap_or_else(|e| panic!("connect to the cluster in {CLUSTER_VAR} ({list}): {e}"));
     TestStore::new(Arc::new(store))
@@ -265,4 +269,31 @@ pub async fn tls_cluster_store() -> Provision {
     TestStore::new(Arc::new(store))
         .with_cleanup(move || async move { delete_prefix_tls(&nodes, &ca, &prefix).await })
         .into()
+}
+
+/// Options for a store with the local cache on, under `prefix`.
+pub fn cached_options(prefix: &str) -> RedisOptions {
+    RedisOptions::default()
+        .prefix(prefix)
+        .local_cache(session_redis::LocalCache::default())
+}
+
+/// Like [`standalone_store`], with the local cache on.
+pub async fn cached_store() -> Provision {
+    let url = match server_url(URL_VAR) {
+        Ok(url) => url,
+        Err(skip) => return skip,
+    };
+    let prefix = random_prefix();
+    let store = RedisStore::connect(&url, cached_options(&prefix))
+        .await
+        .unwrap_or_else(|e| panic!("connect with a local cache to {URL_VAR} ({url}): {e}"));
+    TestStore::new(Arc::new(store))
+        .with_cleanup(move || async move { delete_prefix(&[url], &prefix).await })
+        .into()
+}
+
+/// Like [`cluster_store`], with the local cache on.
+pub async fn cached_cluster_store() -> Provision {
+    cluster_store_with(cached_options).await
 }

@@ -1,0 +1,529 @@
+//! The local cache of loaded records, kept correct by Redis' invalidations.
+//!
+//! Three rules make a cached read safe:
+//!
+//! - **Only while tracked.** Entries exist only while every tracking
+//!   connection is up; going offline empties the cache, and nothing is added
+//!   until tracking is back (see `tracking.rs`).
+//! - **No stale fill.** A load that misses leaves a *filling* slot with a
+//!   ticket before it asks the server. Any invalidation of that key (from
+//!   Redis, or from a write of this process) removes the slot, and the reply
+//!   is cached only if its own slot is still there. So a reply that raced a
+//!   write is never kept: the write's invalidation either removed the slot
+//!   first or removes the entry after.
+//! - **Own writes are never overtaken.** While this process writes a key
+//!   (or ends a user's sessions), loads of it bypass the cache, and the
+//!   entry is dropped when the write returns. A reader here that sees the
+//!   write's effect on one key (a rotation's new key) cannot then be served
+//!   the other key's old record from memory.
+//! - **Deadlines still hold.** Every cached read compares the record's
+//!   deadline with the wall clock, as Redis does with `PXAT`.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use lru::LruCache;
+use session_core::{Record, SessionKey, Timestamp};
+
+/// Bytes charged to each entry beyond its data and user name: the map slot,
+/// the record's fixed fields and the list links.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Limits of [`RedisOptions::local_cache`](crate::RedisOptions::local_cache):
+/// the least recently used entries are evicted beyond either.
+///
+/// ```
+/// use session_redis::{LocalCache, RedisOptions};
+///
+/// let options = RedisOptions::default()
+///     .local_cache(LocalCache::default().max_entries(50_000).max_bytes(64 << 20));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalCache {
+    pub(crate) max_entries: usize,
+    pub(crate) max_bytes: usize,
+}
+
+impl Default for LocalCache {
+    /// 10,000 sessions and 32 MiB.
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_bytes: 32 << 20,
+        }
+    }
+}
+
+impl LocalCache {
+    /// At most `n` sessions in memory (at least 1).
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n.max(1);
+        self
+    }
+
+    /// At most about `bytes` of memory: each entry counts its data, its user
+    /// name and 160 bytes of bookkeeping.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+}
+
+/// What the local cache has done since the store connected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Loads answered from memory.
+    pub hits: u64,
+    /// Loads that went to Redis.
+    pub misses: u64,
+    /// Entries dropped because Redis (or a write here) said the key changed.
+    pub invalidations: u64,
+    /// Times the whole cache was emptied: tracking lost, topology changed,
+    /// or `FLUSHALL`.
+    pub flushes: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// Bytes charged now (see [`LocalCache::max_bytes`]).
+    pub bytes: u64,
+    /// Whether tracking is up, so loads can be served from memory.
+    pub online: bool,
+}
+
+/// Session keys are SHA-256 digests of random tokens, and only keys of
+/// records that exist are cached: their first bytes are already a uniform
+/// hash. This takes them as they are instead of running SipHash over 32
+/// bytes on every load.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DigestHash;
+
+impl BuildHasher for DigestHash {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+    }
+}
+
+enum Slot {
+    /// A load asked the server; its reply is kept only if this is still here.
+    Filling(u64),
+    Ready(Record),
+}
+
+fn cost(r: &Record) -> usize {
+    ENTRY_OVERHEAD + r.data.len() + r.user.as_ref().map_or(0, String::len)
+}
+
+struct Inner {
+    online: bool,
+    entries: LruCache<SessionKey, Slot, DigestHash>,
+    bytes: usize,
+    next_ticket: u64,
+    /// Keys this process is writing now, with the number of writes.
+    writing: HashMap<SessionKey, u32, DigestHash>,
+    /// Users whose sessions this process is ending now.
+    writing_users: HashMap<String, u32>,
+}
+
+impl Inner {
+    fn remove(&mut self, key: &SessionKey) -> bool {
+        match self.entries.pop(key) {
+            Some(Slot::Ready(r)) => {
+                self.bytes -= cost(&r);
+                true
+            }
+            Some(Slot::Filling(_)) => true,
+            None => false,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Whether `r` (or its key) is being written by this process now.
+    fn being_written(&self, key: &SessionKey, user: Option<&str>) -> bool {
+        self.writing.contains_key(key)
+            || (!self.writing_users.is_empty()
+                && user.is_some_and(|u| self.writing_users.contains_key(u)))
+    }
+}
+
+fn enter<K: std::hash::Hash + Eq, S: BuildHasher>(map: &mut HashMap<K, u32, S>, k: K) {
+    *map.entry(k).or_insert(0) += 1;
+}
+
+fn leave<
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+    S: BuildHasher,
+>(
+    map: &mut HashMap<K, u32, S>,
+    k: &Q,
+) {
+    if let Some(n) = map.get_mut(k) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(k);
+        }
+    }
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    /// Served from memory.
+    Hit(Record),
+    /// Not here: load from the server, then call [`Cache::fill`] with this.
+    Fill(u64),
+    /// Tracking is down: load from the server and keep nothing.
+    Bypass,
+}
+
+/// The cache itself, shared by a store's clones and its tracking task.
+pub(crate) struct Cache {
+    limits: LocalCache,
+    inner: Mutex<Inner>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+}
+
+impl Cache {
+    pub(crate) fn new(limits: LocalCache) -> Self {
+        Self {
+            limits,
+            inner: Mutex::new(Inner {
+                online: false,
+                entries: LruCache::unbounded_with_hasher(DigestHash),
+                bytes: 0,
+                next_ticket: 0,
+                writing: HashMap::with_hasher(DigestHash),
+                writing_users: HashMap::new(),
+            }),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Nothing in here panics while holding the lock; if something did,
+        // the map is still consistent enough to be emptied.
+        self.inner.lock().unwrap_or_else(|poisoned| {
+            let mut inner = poisoned.into_inner();
+            inner.clear();
+            inner
+        })
+    }
+
+    /// A cached, unexpired record for `key`, or a ticket to fill it.
+    pub(crate) fn lookup(&self, key: &SessionKey, now: Timestamp) -> Lookup {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if !inner.online || inner.writing.contains_key(key) {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Bypass;
+        }
+        if let Some(Slot::Ready(r)) = inner.entries.get(key) {
+            let user_busy = !inner.writing_users.is_empty()
+                && r.user
+                    .as_ref()
+                    .is_some_and(|u| inner.writing_users.contains_key(u));
+            if r.expires_at > now && !user_busy {
+                let r = r.clone();
+                drop(guard);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Hit(r);
+            }
+            inner.remove(key);
+            if user_busy {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Bypass;
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        inner.next_ticket += 1;
+        let ticket = inner.next_ticket;
+        // A slot another load left is taken over: the newest load fills.
+        if let Some(Slot::Ready(old)) = inner.entries.put(*key, Slot::Filling(ticket)) {
+            inner.bytes -= cost(&old);
+        }
+        self.evict(inner);
+        Lookup::Fill(ticket)
+    }
+
+    /// Keeps `record` (the server's answer to the load that got `ticket`) if
+    /// nothing invalidated the key since, and it is live.
+    pub(crate) fn fill(&self, key: &SessionKey, ticket: u64, record: Option<&Record>) {
+        let mut inner = self.lock();
+        if !matches!(inner.entries.peek(key), Some(Slot::Filling(t)) if *t == ticket) {
+            return;
+        }
+        match record {
+            Some(r) if inner.online && !inner.being_written(key, r.user.as_deref()) => {
+                inner.bytes += cost(r);
+                inner.entries.put(*key, Slot::Ready(r.clone()));
+                self.evict(&mut inner);
+            }
+            _ => {
+                inner.entries.pop(key);
+            }
+        }
+    }
+
+    fn evict(&self, inner: &mut Inner) {
+        while inner.entries.len() > self.limits.max_entries || inner.bytes > self.limits.max_bytes {
+            match inner.entries.pop_lru() {
+                Some((_, Slot::Ready(r))) => inner.bytes -= cost(&r),
+                Some((_, Slot::Filling(_))) => {}
+                None => break,
+            }
+        }
+    }
+
+    /// Before this process writes `keys`: drops them, and loads bypass the
+    /// cache for them until [`Cache::end_write`].
+    pub(crate) fn begin_write(&self, keys: &[SessionKey]) {
+        let mut inner = self.lock();
+        for key in keys {
+            inner.remove(key);
+            enter(&mut inner.writing, *key);
+        }
+    }
+
+    /// After the write [`Cache::begin_write`] announced, whatever its outcome.
+    pub(crate) fn end_write(&self, keys: &[SessionKey]) {
+        let mut inner = self.lock();
+        for key in keys {
+            leave(&mut inner.writing, key);
+            inner.remove(key);
+        }
+    }
+
+    /// Before this process ends some of `user`'s sessions.
+    pub(crate) fn begin_user_write(&self, user: &str) {
+        let mut inner = self.lock();
+        enter(&mut inner.writing_users, user.to_owned());
+    }
+
+    /// After the write [`Cache::begin_user_write`] announced: drops what
+    /// `matches` picks (and every load in flight).
+    pub(crate) fn end_user_write(&self, user: &str, matches: impl Fn(&Record) -> bool) {
+        self.invalidate_where(matches);
+        leave(&mut self.lock().writing_users, user);
+    }
+
+    /// Drops `key` (an invalidation from Redis).
+    pub(crate) fn invalidate(&self, key: &SessionKey) {
+        if self.lock().remove(key) {
+            self.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every entry `matches` picks and every load in flight: for writes
+    /// that end records this process cannot name by key (a user's sessions).
+    pub(crate) fn invalidate_where(&self, matches: impl Fn(&Record) -> bool) {
+        let mut inner = self.lock();
+        let doomed: Vec<SessionKey> = inner
+            .entries
+            .iter()
+            .filter(|(_, slot)| match slot {
+                Slot::Filling(_) => true,
+                Slot::Ready(r) => matches(r),
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &doomed {
+            inner.remove(key);
+        }
+        self.invalidations
+            .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Empties the cache and sets whether it may hold entries again.
+    pub(crate) fn reset(&self, online: bool) {
+        let mut inner = self.lock();
+        inner.clear();
+        inner.online = online;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Empties the cache, which stays online (Redis said every key changed).
+    pub(crate) fn flush(&self) {
+        self.lock().clear();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Empties the cache and puts it online, if `still_tracking` says so
+    /// while no push handler can take it offline.
+    pub(crate) fn go_online_if(&self, still_tracking: impl FnOnce() -> bool) -> bool {
+        let mut inner = self.lock();
+        inner.clear();
+        inner.online = still_tracking();
+        inner.online
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        let inner = self.lock();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+            flushes: self.flushes.load(Ordering::Relaxed),
+            entries: inner.entries.len() as u64,
+            bytes: inner.bytes as u64,
+            online: inner.online,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_core::{SessionId, SessionToken};
+
+    fn record(user: Option<&str>, data: usize, expires_at: i64) -> Record {
+        Record {
+            key: SessionToken::generate().key(),
+            id: SessionId::generate(),
+            user: user.map(str::to_owned),
+            created_at: Timestamp::from_millis(0),
+            expires_at: Timestamp::from_millis(expires_at),
+            version: 1,
+            data: vec![7; data],
+        }
+    }
+
+    fn online(limits: LocalCache) -> Cache {
+        let cache = Cache::new(limits);
+        cache.reset(true);
+        cache
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(1_000)
+    }
+
+    fn fill(cache: &Cache, r: &Record) {
+        let Lookup::Fill(t) = cache.lookup(&r.key, now()) else {
+            panic!("expected a miss");
+        };
+        cache.fill(&r.key, t, Some(r));
+    }
+
+    #[test]
+    fn a_filled_record_is_served_until_its_deadline() {
+        let cache = online(LocalCache::default());
+        let r = record(None, 10, 2_000);
+        fill(&cache, &r);
+        assert!(matches!(cache.lookup(&r.key, now()), Lookup::Hit(h) if h == r));
+        assert!(matches!(
+            cache.lookup(&r.key, Timestamp::from_millis(2_000)),
+            Lookup::Fill(_)
+        ));
+    }
+
+    #[test]
+    fn an_invalidation_during_a_load_keeps_its_reply_out() {
+        let cache = online(LocalCache::default());
+        let r = record(None, 10, 2_000);
+        let Lookup::Fill(t) = cache.lookup(&r.key, now()) else {
+            panic!("expected a miss");
+        };
+        cache.invalidate(&r.key);
+        cache.fill(&r.key, t, Some(&r));
+        assert!(matches!(cache.lookup(&r.key, now()), Lookup::Fill(_)));
+    }
+
+    #[test]
+    fn a_newer_load_takes_the_slot_over() {
+        let cache = online(LocalCache::default());
+        let r = record(None, 10, 2_000);
+        let Lookup::Fill(first) = cache.lookup(&r.key, now()) else {
+            panic!("expected a miss");
+        };
+        let Lookup::Fill(second) = cache.lookup(&r.key, now()) else {
+            panic!("expected a miss");
+        };
+        cache.fill(&r.key, first, Some(&r));
+        assert!(matches!(cache.lookup(&r.key, now()), Lookup::Fill(_)));
+        let _ = second;
+    }
+
+    #[test]
+    fn offline_nothing_is_kept_and_going_offline_empties_it() {
+        let cache = Cache::new(LocalCache::default());
+        let r = record(None, 10, 2_000);
+        assert!(matches!(cache.lookup(&r.key, now()), Lookup::Bypass));
+        cache.reset(true);
+        fill(&cache, &r);
+        let Lookup::Fill(t) = cache.lookup(&record(None, 1, 2_000).key, now()) else {
+            panic!("expected a miss");
+        };
+        cache.reset(false);
+        cache.fill(&r.key, t, Some(&r));
+        assert_eq!(cache.stats().entries, 0);
+        cache.reset(true);
+        assert!(matches!(cache.lookup(&r.key, now()), Lookup::Fill(_)));
+    }
+
+    #[test]
+    fn entries_and_bytes_stay_within_their_limits_dropping_the_least_recent() {
+        let cache = online(LocalCache::default().max_entries(3));
+        let rs: Vec<Record> = (0..4).map(|_| record(None, 10, 2_000)).collect();
+        for r in &rs[..3] {
+            fill(&cache, r);
+        }
+        // Using the first makes the second the least recent.
+        assert!(matches!(cache.lookup(&rs[0].key, now()), Lookup::Hit(_)));
+        fill(&cache, &rs[3]);
+        assert!(matches!(cache.lookup(&rs[1].key, now()), Lookup::Fill(_)));
+        assert!(matches!(cache.lookup(&rs[0].key, now()), Lookup::Hit(_)));
+
+        let cache = online(LocalCache::default().max_bytes(3 * (ENTRY_OVERHEAD + 100)));
+        for _ in 0..10 {
+            fill(&cache, &record(None, 100, 2_000));
+        }
+        let stats = cache.stats();
+        assert_eq!(stats.entries, 3);
+        assert_eq!(stats.bytes, 3 * (ENTRY_OVERHEAD as u64 + 100));
+    }
+
+    #[test]
+    fn invalidate_where_drops_matching_entries_and_loads_in_flight() {
+        let cache = online(LocalCache::default());
+        let alice = record(Some("alice"), 10, 2_000);
+        let bob = record(Some("bob"), 10, 2_000);
+        fill(&cache, &alice);
+        fill(&cache, &bob);
+        let late = record(Some("alice"), 10, 2_000);
+        let Lookup::Fill(t) = cache.lookup(&late.key, now()) else {
+            panic!("expected a miss");
+        };
+        cache.invalidate_where(|r| r.user.as_deref() == Some("alice"));
+        cache.fill(&late.key, t, Some(&late));
+        assert!(matches!(cache.lookup(&alice.key, now()), Lookup::Fill(_)));
+        assert!(matches!(cache.lookup(&late.key, now()), Lookup::Fill(_)));
+        assert!(matches!(cache.lookup(&bob.key, now()), Lookup::Hit(_)));
+    }
+}
