@@ -1,5 +1,8 @@
-//! The HTTP workload: an axum app whose handler reads one value and
-//! increments a counter, driven by an in-process client over loopback.
+//! The HTTP workloads: an axum app whose `/hit` handler reads one value and
+//! increments a counter, and whose `/read` handler only reads both, driven
+//! by an in-process client over loopback. `http` sends only `/hit`;
+//! `http-read` (read-mostly, the common shape of real traffic) sends 19
+//! `/read` for every `/hit`.
 //! Each connection logs out when its time is up (after the clock stops), so
 //! a run leaves no sessions behind in a shared Redis.
 
@@ -24,6 +27,7 @@ pub fn bare() -> Router {
     Router::new()
         .route("/init", post(|| async { "ok" }))
         .route("/hit", get(|| async { "1" }))
+        .route("/read", get(|| async { "1" }))
         .route("/logout", post(|| async { "ok" }))
 }
 
@@ -48,6 +52,15 @@ pub fn ours(manager: SessionManager) -> Router {
                     .await
                     .expect("increment");
                 n.to_string()
+            }),
+        )
+        .route(
+            "/read",
+            get(|s: CurrentSession| async move {
+                let name: Option<String> = s.get("name").expect("get");
+                assert!(name.is_some());
+                let n: Option<u64> = s.get("counter").expect("get");
+                n.unwrap_or(0).to_string()
             }),
         )
         .route(
@@ -87,6 +100,15 @@ where
             }),
         )
         .route(
+            "/read",
+            get(|s: Session| async move {
+                let name: Option<String> = s.get("name").await.expect("get");
+                assert!(name.is_some());
+                let n: Option<u64> = s.get("counter").await.expect("get");
+                n.unwrap_or(0).to_string()
+            }),
+        )
+        .route(
             "/logout",
             post(|s: Session| async move {
                 s.flush().await.expect("flush");
@@ -105,9 +127,35 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// What the clients send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Every request writes (`/hit`): phase `http`.
+    Writes,
+    /// 19 reads (`/read`) for each write (`/hit`): phase `http-read`.
+    ReadMostly,
+}
+
+impl Mix {
+    pub fn phase(self) -> &'static str {
+        match self {
+            Self::Writes => "http",
+            Self::ReadMostly => "http-read",
+        }
+    }
+
+    /// The path of a connection's `n`th request (from 0).
+    fn path(self, n: usize) -> &'static str {
+        match self {
+            Self::ReadMostly if n % 20 != 19 => "read",
+            _ => "hit",
+        }
+    }
+}
+
 /// Serves `app` and drives it with `connections` keep-alive connections, each
 /// with its own session (made by `POST /init`), for `duration`.
-pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase {
+pub async fn drive(app: Router, connections: usize, duration: Duration, mix: Mix) -> Phase {
     let addr = serve(app).await;
     let start = Arc::new(tokio::sync::Barrier::new(connections + 1));
     let tasks: Vec<_> = (0..connections)
@@ -135,8 +183,11 @@ pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase
                 start.wait().await;
                 let deadline = Instant::now() + duration;
                 let mut lat = Vec::new();
+                let mut sent = 0;
                 while Instant::now() < deadline {
-                    let mut req = Request::get(format!("http://{addr}/hit"));
+                    let path = mix.path(sent);
+                    sent += 1;
+                    let mut req = Request::get(format!("http://{addr}/{path}"));
                     if let Some(c) = &cookie {
                         req = req.header(header::COOKIE, c);
                     }
@@ -144,7 +195,7 @@ pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase
                     let res = client
                         .request(req.body(Full::new(Bytes::new())).expect("request"))
                         .await
-                        .expect("GET /hit");
+                        .expect("GET /hit or /read");
                     assert_eq!(res.status(), StatusCode::OK);
                     // A client-side session comes back whole with each
                     // write: keep the newest, as a browser does.
@@ -184,5 +235,5 @@ pub async fn drive(app: Router, connections: usize, duration: Duration) -> Phase
         all.extend(lat);
         last = last.max(ended);
     }
-    summarize("http", all, last - began)
+    summarize(mix.phase(), all, last - began)
 }

@@ -19,18 +19,20 @@ use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore, Ses
 use sqlx::postgres::PgPoolOptions;
 use sqlx::AssertSqlSafe;
 
+use http::Mix;
 use measure::Phase;
 use report::Run;
 
 const USAGE: &str = "\
 session-bench [--smoke] [--json] [--rounds N] [--sessions N] [--concurrency N]
               [--connections N] [--http-secs N] [--backends memory,sled,postgres,redis]
-              [--implementations ours,raw,tower-sessions,none]
+              [--implementations ours,ours-cached,raw,raw-cas,tower-sessions,none]
               [--postgres-url URL] [--redis-url URL]
 
 Defaults: 3 rounds, 10000 sessions, 32 tasks, 64 HTTP connections for 5 s
-each (0 skips the HTTP workload), all four backends, every implementation
-(`none` is the HTTP app without sessions); URLs from SESSION_TEST_POSTGRES_URL /
+each (0 skips the HTTP workloads), all four backends, every implementation
+(`none` is the HTTP app without sessions; `ours-cached` is our Redis store
+with its local cache; `raw-cas` the raw client's smallest compare-and-set); URLs from SESSION_TEST_POSTGRES_URL /
 SESSION_TEST_REDIS_URL, else postgres://postgres@127.0.0.1:5432/test and
 redis://127.0.0.1:6379. Each rate is the median of the rounds; the
 implementations take turns, in alternating order, and each ratio is the
@@ -121,9 +123,18 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Every implementation a run can measure: ours, the raw client (the store
-/// ceiling), tower-sessions, and the HTTP app without sessions.
-const IMPLEMENTATIONS: [&str; 4] = ["ours", "raw", "tower-sessions", "none"];
+/// Every implementation a run can measure: ours, ours on Redis with the
+/// local cache, the raw client (the store ceiling), the raw client's
+/// smallest compare-and-set (Redis, the ceiling for versioned writes),
+/// tower-sessions, and the HTTP app without sessions.
+const IMPLEMENTATIONS: [&str; 6] = [
+    "ours",
+    "ours-cached",
+    "raw",
+    "raw-cas",
+    "tower-sessions",
+    "none",
+];
 
 impl Args {
     fn wants(&self, implementation: &str) -> bool {
@@ -202,8 +213,15 @@ async fn store_run(a: &Args, backend: &str, imp: &'static str) -> Option<Vec<Pha
             let store = our_redis(&a.redis, &format!("bench:{}:", tag())).await;
             Some(ours::workload(Arc::new(store), n, c).await)
         }
+        ("redis", "ours-cached") => {
+            let store = our_redis_cached(&a.redis, &format!("bench:{}:", tag())).await;
+            Some(ours::workload(Arc::new(store), n, c).await)
+        }
         ("redis", "raw") => {
             Some(raw::redis(&a.redis, &format!("bench-raw:{}:", tag()), n, c).await)
+        }
+        ("redis", "raw-cas") => {
+            Some(raw::redis_cas(&a.redis, &format!("bench-cas:{}:", tag()), n, c).await)
         }
         #[cfg(feature = "compare")]
         ("redis", "tower-sessions") => {
@@ -227,8 +245,8 @@ fn turn_order(round: usize, n: usize) -> Vec<usize> {
 /// take turns, in alternating order, so none always runs on a warmer or
 /// more tired server.
 async fn store_runs(a: &Args) -> Vec<Run> {
-    // Ours in the middle: in every round it runs right next to each baseline.
-    let imps: Vec<&'static str> = ["raw", "ours", "tower-sessions"]
+    // Ours in the middle: in every round it runs near each baseline.
+    let imps: Vec<&'static str> = ["raw", "raw-cas", "ours", "ours-cached", "tower-sessions"]
         .into_iter()
         .filter(|i| a.wants(i))
         .collect();
@@ -275,6 +293,18 @@ async fn our_redis(url: &str, prefix: &str) -> session_redis::RedisStore {
         .expect("connect to Redis")
 }
 
+/// The same with the local cache on, large enough for every session of a
+/// run (the default holds 10,000).
+async fn our_redis_cached(url: &str, prefix: &str) -> session_redis::RedisStore {
+    let cache = session_redis::LocalCache::default().max_entries(1_000_000);
+    let options = session_redis::RedisOptions::default()
+        .prefix(prefix)
+        .local_cache(cache);
+    session_redis::RedisStore::connect(url, options)
+        .await
+        .expect("connect to Redis with a local cache")
+}
+
 #[cfg(feature = "compare")]
 async fn tower_redis(
     url: &str,
@@ -294,51 +324,57 @@ async fn tower_redis(
 
 /// One HTTP run of `imp` on `store`, on a fresh store; `None` when this
 /// build has no such implementation.
-async fn http_run(a: &Args, store: &str, imp: &'static str) -> Option<Phase> {
+async fn http_run(a: &Args, store: &str, imp: &'static str, mix: Mix) -> Option<Phase> {
     let (k, d) = (a.connections, a.http);
-    match (store, imp) {
-        ("memory", "none") => Some(http::drive(http::bare(), k, d).await),
-        ("memory", "ours") => {
-            Some(http::drive(http::ours(manager(Arc::new(MemoryStore::new()))), k, d).await)
-        }
-        ("cookie", "ours") => Some(http::drive(http::ours(client_side_manager()), k, d).await),
+    let app = match (store, imp) {
+        ("memory", "none") => http::bare(),
+        ("memory", "ours") => http::ours(manager(Arc::new(MemoryStore::new()))),
+        ("cookie", "ours") => http::ours(client_side_manager()),
         #[cfg(feature = "compare")]
-        ("memory", "tower-sessions") => {
-            Some(http::drive(http::tower(tower_sessions::MemoryStore::default()), k, d).await)
-        }
+        ("memory", "tower-sessions") => http::tower(tower_sessions::MemoryStore::default()),
         ("redis", "ours") => {
             let store = our_redis(&a.redis, &format!("bench-http:{}:", tag())).await;
-            Some(http::drive(http::ours(manager(Arc::new(store))), k, d).await)
+            http::ours(manager(Arc::new(store)))
+        }
+        ("redis", "ours-cached") => {
+            let store = our_redis_cached(&a.redis, &format!("bench-http:{}:", tag())).await;
+            http::ours(manager(Arc::new(store)))
         }
         #[cfg(feature = "compare")]
-        ("redis", "tower-sessions") => {
-            Some(http::drive(http::tower(tower_redis(&a.redis).await), k, d).await)
-        }
-        _ => None,
-    }
+        ("redis", "tower-sessions") => http::tower(tower_redis(&a.redis).await),
+        _ => return None,
+    };
+    Some(http::drive(app, k, d, mix).await)
 }
 
 /// The HTTP workloads, `a.rounds` times, taking turns as the store runs do.
 async fn http_runs(a: &Args) -> Vec<Run> {
-    let mut jobs = vec![
-        ("memory", "none"),
-        ("memory", "ours"),
-        ("cookie", "ours"),
-        ("memory", "tower-sessions"),
-    ];
-    if a.backends.iter().any(|b| b == "redis") {
-        jobs.extend([("redis", "ours"), ("redis", "tower-sessions")]);
+    let mut jobs = Vec::new();
+    for mix in [Mix::Writes, Mix::ReadMostly] {
+        jobs.extend([
+            ("memory", "none", mix),
+            ("memory", "ours", mix),
+            ("cookie", "ours", mix),
+            ("memory", "tower-sessions", mix),
+        ]);
+        if a.backends.iter().any(|b| b == "redis") {
+            jobs.extend([
+                ("redis", "ours", mix),
+                ("redis", "ours-cached", mix),
+                ("redis", "tower-sessions", mix),
+            ]);
+        }
     }
-    jobs.retain(|(_, imp)| a.wants(imp));
+    jobs.retain(|(_, imp, _)| a.wants(imp));
     if a.http.is_zero() || jobs.is_empty() {
         return Vec::new();
     }
     let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); jobs.len()];
     for round in 0..a.rounds {
-        eprintln!("HTTP workload, round {}", round + 1);
+        eprintln!("HTTP workloads, round {}", round + 1);
         for i in turn_order(round, jobs.len()) {
-            let (store, imp) = jobs[i];
-            if let Some(phase) = http_run(a, store, imp).await {
+            let (store, imp, mix) = jobs[i];
+            if let Some(phase) = http_run(a, store, imp, mix).await {
                 rounds[i].push(vec![phase]);
             }
         }
@@ -346,7 +382,7 @@ async fn http_runs(a: &Args) -> Vec<Run> {
     jobs.into_iter()
         .zip(rounds)
         .filter(|(_, seen)| !seen.is_empty())
-        .map(|((store, imp), seen)| Run::new(store, imp, seen))
+        .map(|((store, imp, _), seen)| Run::new(store, imp, seen))
         .collect()
 }
 

@@ -178,15 +178,10 @@ pub async fn redis(url: &str, prefix: &str, sessions: usize, concurrency: usize)
         .get_multiplexed_async_connection()
         .await
         .expect("connect to redis");
-    let prefix: Arc<str> = prefix.into();
-    let named = |k: &[u8; 32]| {
-        let mut name = prefix.to_string();
-        for b in k {
-            name.push_str(&format!("{b:02x}"));
-        }
-        name
-    };
-    let ks: Vec<(usize, String)> = keys(sessions).iter().map(|(i, k)| (*i, named(k))).collect();
+    let ks: Vec<(usize, String)> = keys(sessions)
+        .iter()
+        .map(|(i, k)| (*i, format!("{prefix}{}", hex(k))))
+        .collect();
     let names: Vec<String> = ks.iter().map(|(_, n)| n.clone()).collect();
     let mut out = Vec::new();
     let c = conn.clone();
@@ -245,4 +240,80 @@ pub async fn redis(url: &str, prefix: &str, sessions: usize, concurrency: usize)
         .await,
     );
     out
+}
+
+/// The smallest compare-and-set a versioned session write needs: the value
+/// starts with an 8-byte version, and one script replaces it only if that
+/// version is the one read. `create` (`SET NX EX` of version 1) and `update`
+/// (`GET`, then the script) only: the ceiling for our versioned `update`,
+/// which a plain `SET` (that can lose updates) is not.
+pub async fn redis_cas(url: &str, prefix: &str, sessions: usize, concurrency: usize) -> Vec<Phase> {
+    const CAS: &str = "if redis.call('GETRANGE', KEYS[1], 0, 7) ~= ARGV[1] then return 0 end \
+                       redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1";
+    let client = redis::Client::open(url).expect("redis URL");
+    let conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to redis");
+    let script = Arc::new(redis::Script::new(CAS));
+    let versioned = |version: u64, body: &[u8]| {
+        let mut v = version.to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    };
+    let ks: Vec<(usize, String)> = keys(sessions)
+        .iter()
+        .map(|(i, k)| (*i, format!("{prefix}{}", hex(k))))
+        .collect();
+    let names: Vec<String> = ks.iter().map(|(_, n)| n.clone()).collect();
+    let mut out = Vec::new();
+    let c = conn.clone();
+    out.push(
+        run("create", ks, concurrency, move |(i, name)| {
+            let mut c = c.clone();
+            async move {
+                let ok: Option<String> = redis::cmd("SET")
+                    .arg(&name)
+                    .arg(versioned(1, &payload::bytes(i)))
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(TTL_SECS)
+                    .query_async(&mut c)
+                    .await
+                    .expect("SET NX EX");
+                assert!(ok.is_some());
+            }
+        })
+        .await,
+    );
+    let c = conn.clone();
+    out.push(
+        run("update", repeat(&names, 2), concurrency, move |name| {
+            let (mut c, script) = (c.clone(), script.clone());
+            async move {
+                let v: Vec<u8> = c.get(&name).await.expect("GET");
+                let (version, body) = v.split_at(8);
+                let next = u64::from_be_bytes(version.try_into().expect("8 bytes")) + 1;
+                // 0 only if another update of this key ran in between.
+                let _done: i64 = script
+                    .key(&name)
+                    .arg(version)
+                    .arg(versioned(next, &payload::changed(body)))
+                    .arg(TTL_SECS)
+                    .invoke_async(&mut c)
+                    .await
+                    .expect("compare-and-set");
+            }
+        })
+        .await,
+    );
+    let mut c = conn.clone();
+    for name in &names {
+        let _: i64 = c.del(name).await.expect("DEL");
+    }
+    out
+}
+
+fn hex(k: &[u8; 32]) -> String {
+    k.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -158,9 +158,12 @@ pub fn print_table(runs: &[Run], a: &Args) {
     };
     if has("create") {
         print_store_table(runs, a);
+        print_redis_extras(runs);
     }
-    if has("http") {
-        print_http_table(runs, a);
+    for phase in ["http", "http-read"] {
+        if has(phase) {
+            print_http_table(runs, a, phase);
+        }
     }
 }
 
@@ -208,57 +211,113 @@ fn print_store_table(runs: &[Run], a: &Args) {
     }
 }
 
-fn print_http_table(runs: &[Run], a: &Args) {
+fn print_http_table(runs: &[Run], a: &Args, phase: &str) {
+    let what = if phase == "http" {
+        "read one value + increment a counter"
+    } else {
+        "read-mostly: 19 requests read two values, the 20th increments"
+    };
     println!(
-        "\nHTTP workload: {} connections for {:?}, read one value + increment a counter",
+        "\nHTTP workload `{phase}`: {} connections for {:?}, {what}",
         a.connections, a.http
     );
     println!(
-        "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
+        "{:<12} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
         "store", "ours req/s", "p50 us", "p99 us", "no-session", "ours/none", "tower", "ours/tower"
     );
-    let none = find(runs, "memory", "none", "http");
-    for store in ["memory", "cookie", "redis"] {
-        let ours = find(runs, store, "ours", "http");
-        let tower = find(runs, store, "tower-sessions", "http");
-        // The sessionless app runs once, on the memory row.
-        let own_none = none.filter(|_| store == "memory");
-        if store == "cookie" {
-            // Client-side sessions (sealed in the cookie): no store, and no
-            // tower-sessions counterpart; the ratio is to the no-session app.
-            if let Some(ours) = ours {
-                println!(
-                    "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
-                    store,
-                    rate(Some(ours)),
-                    ours.p50_us,
-                    ours.p99_us,
-                    "-",
-                    ratio(paired_runs(
-                        runs,
-                        ("cookie", "ours"),
-                        ("memory", "none"),
-                        "http"
-                    )),
-                    "-",
-                    "-"
-                );
-            }
-            continue;
-        }
-        if ours.or(tower).or(own_none).is_none() {
+    // The sessionless app runs once, on the memory row; every row's ratio
+    // to it is shown. Client-side sessions (`cookie`) have no store and no
+    // tower-sessions counterpart.
+    let none = find(runs, "memory", "none", phase);
+    let rows = [
+        ("memory", "memory", "ours"),
+        ("cookie", "cookie", "ours"),
+        ("redis", "redis", "ours"),
+        ("redis+cache", "redis", "ours-cached"),
+    ];
+    for (label, store, imp) in rows {
+        let ours = find(runs, store, imp, phase);
+        let tower = find(runs, store, "tower-sessions", phase).filter(|_| store != "cookie");
+        let own_none = none.filter(|_| store == "memory" && imp == "ours");
+        if ours.or(own_none).is_none() {
             continue;
         }
         println!(
-            "{:<9} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
-            store,
+            "{:<12} {:>10} {:>8} {:>8} {:>12} {:>10} {:>10} {:>10}",
+            label,
             rate(ours),
             micros(ours, |p| p.p50_us),
             micros(ours, |p| p.p99_us),
             rate(own_none),
-            ratio(paired(runs, "memory", "none", "http").filter(|_| store == "memory")),
+            ratio(paired_runs(runs, (store, imp), ("memory", "none"), phase)),
             rate(tower),
-            ratio(paired(runs, store, "tower-sessions", "http"))
+            ratio(
+                paired_runs(runs, (store, imp), (store, "tower-sessions"), phase)
+                    .filter(|_| store != "cookie")
+            )
+        );
+    }
+}
+
+/// Redis only: our store with its local cache against the raw `GET`, and
+/// our versioned update against the raw client's smallest compare-and-set.
+fn print_redis_extras(runs: &[Run]) {
+    let cached = find(runs, "redis", "ours-cached", "load");
+    let cas = find(runs, "redis", "raw-cas", "update");
+    if cached.or(cas).is_none() {
+        return;
+    }
+    println!("\nredis: local cache, and the compare-and-set ceiling");
+    println!("{:<28} {:>10} {:>16} {:>8}", "", "op/s", "against", "ratio");
+    let rows = [
+        (
+            "load, ours with cache",
+            cached,
+            ("ours-cached", "raw"),
+            "load",
+            "raw GET",
+        ),
+        (
+            "load, ours without",
+            find(runs, "redis", "ours", "load"),
+            ("ours", "raw"),
+            "load",
+            "raw GET",
+        ),
+        (
+            "update, ours",
+            find(runs, "redis", "ours", "update"),
+            ("ours", "raw-cas"),
+            "update",
+            "raw CAS script",
+        ),
+        (
+            "update, ours with cache",
+            find(runs, "redis", "ours-cached", "update"),
+            ("ours-cached", "raw-cas"),
+            "update",
+            "raw CAS script",
+        ),
+        (
+            "update, raw CAS script",
+            cas,
+            ("raw-cas", "raw"),
+            "update",
+            "raw SET",
+        ),
+    ];
+    for (label, p, (subject, base), phase, against) in rows {
+        println!(
+            "{:<28} {:>10} {:>16} {:>8}",
+            label,
+            rate(p),
+            against,
+            ratio(paired_runs(
+                runs,
+                ("redis", subject),
+                ("redis", base),
+                phase
+            ))
         );
     }
 }
