@@ -153,9 +153,18 @@ impl Mix {
     }
 }
 
+/// How long each connection keeps sending.
+#[derive(Clone, Copy, Debug)]
+pub enum Budget {
+    /// For this long.
+    Time(Duration),
+    /// This many requests (for counting instructions, not timing).
+    Requests(usize),
+}
+
 /// Serves `app` and drives it with `connections` keep-alive connections, each
-/// with its own session (made by `POST /init`), for `duration`.
-pub async fn drive(app: Router, connections: usize, duration: Duration, mix: Mix) -> Phase {
+/// with its own session (made by `POST /init`), within `budget`.
+pub async fn drive(app: Router, connections: usize, budget: Budget, mix: Mix) -> Phase {
     let addr = serve(app).await;
     let start = Arc::new(tokio::sync::Barrier::new(connections + 1));
     let tasks: Vec<_> = (0..connections)
@@ -181,10 +190,14 @@ pub async fn drive(app: Router, connections: usize, duration: Duration, mix: Mix
                     .map(str::to_owned);
                 let _ = init.into_body().collect().await;
                 start.wait().await;
-                let deadline = Instant::now() + duration;
+                let began = Instant::now();
+                let more = |sent: usize| match budget {
+                    Budget::Time(d) => began.elapsed() < d,
+                    Budget::Requests(n) => sent < n,
+                };
                 let mut lat = Vec::new();
                 let mut sent = 0;
-                while Instant::now() < deadline {
+                while more(sent) {
                     let path = mix.path(sent);
                     sent += 1;
                     let mut req = Request::get(format!("http://{addr}/{path}"));

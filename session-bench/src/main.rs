@@ -19,18 +19,22 @@ use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore, Ses
 use sqlx::postgres::PgPoolOptions;
 use sqlx::AssertSqlSafe;
 
-use http::Mix;
+use http::{Budget, Mix};
 use measure::Phase;
 use report::Run;
 
 const USAGE: &str = "\
 session-bench [--smoke] [--json] [--rounds N] [--sessions N] [--concurrency N]
-              [--connections N] [--http-secs N] [--backends memory,sled,postgres,redis]
+              [--connections N] [--http-secs N]
+              [--backends memory,sled,postgres,redis,cookie]
               [--implementations ours,ours-cached,raw,raw-cas,tower-sessions,none]
-              [--postgres-url URL] [--redis-url URL]
+              [--postgres-url URL] [--redis-url URL] [--http-requests N]
+              [--http-mix writes|read-mostly|both]
 
 Defaults: 3 rounds, 10000 sessions, 32 tasks, 64 HTTP connections for 5 s
-each (0 skips the HTTP workloads), all four backends, every implementation
+each (0 skips the HTTP workloads), every backend (`cookie`: client-side
+sessions, HTTP only; the app without sessions runs with `memory`), every
+implementation
 (`none` is the HTTP app without sessions; `ours-cached` is our Redis store
 with its local cache; `raw-cas` the raw client's smallest compare-and-set); URLs from SESSION_TEST_POSTGRES_URL /
 SESSION_TEST_REDIS_URL, else postgres://postgres@127.0.0.1:5432/test and
@@ -43,6 +47,11 @@ everything runs; it checks no targets, whatever flags follow it); flags
 after it override its sizes.
 --implementations ours --http-secs 0 runs our store workload alone, to
 profile it (see BENCHMARKS.md).
+--http-requests N: only the HTTP workloads, each connection sending N
+requests (not timed): for counting instructions per request under
+callgrind (.ci/instructions.sh).
+--http-mix: which HTTP workloads run (default both): `writes` (phase
+http, every request increments) or `read-mostly` (phase http-read).
 Build with --release (and --features compare for the tower-sessions columns).";
 
 struct Args {
@@ -51,6 +60,9 @@ struct Args {
     concurrency: usize,
     connections: usize,
     http: Duration,
+    /// Requests per connection instead of a duration; no store workload.
+    http_requests: Option<usize>,
+    mixes: Vec<Mix>,
     backends: Vec<String>,
     implementations: Vec<String>,
     json: bool,
@@ -68,7 +80,9 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 32,
         connections: 64,
         http: Duration::from_secs(5),
-        backends: ["memory", "sled", "postgres", "redis"]
+        http_requests: None,
+        mixes: vec![Mix::Writes, Mix::ReadMostly],
+        backends: ["memory", "sled", "postgres", "redis", "cookie"]
             .map(String::from)
             .to_vec(),
         implementations: IMPLEMENTATIONS.map(String::from).to_vec(),
@@ -100,6 +114,15 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => a.concurrency = number(value()?)?.max(1),
             "--connections" => a.connections = number(value()?)?.max(1),
             "--http-secs" => a.http = Duration::from_secs(number(value()?)? as u64),
+            "--http-requests" => a.http_requests = Some(number(value()?)?),
+            "--http-mix" => {
+                a.mixes = match value()?.as_str() {
+                    "writes" => vec![Mix::Writes],
+                    "read-mostly" => vec![Mix::ReadMostly],
+                    "both" => vec![Mix::Writes, Mix::ReadMostly],
+                    other => return Err(format!("unknown --http-mix {other:?}")),
+                }
+            }
             "--backends" => a.backends = value()?.split(',').map(str::to_owned).collect(),
             "--implementations" => {
                 a.implementations = value()?.split(',').map(str::to_owned).collect();
@@ -255,6 +278,10 @@ async fn store_runs(a: &Args) -> Vec<Run> {
         return runs;
     }
     for backend in &a.backends {
+        if backend == "cookie" {
+            // Client-side sessions have no store: HTTP only.
+            continue;
+        }
         if !["memory", "sled", "postgres", "redis"].contains(&backend.as_str()) {
             eprintln!("unknown backend {backend:?}, skipped");
             continue;
@@ -325,7 +352,10 @@ async fn tower_redis(
 /// One HTTP run of `imp` on `store`, on a fresh store; `None` when this
 /// build has no such implementation.
 async fn http_run(a: &Args, store: &str, imp: &'static str, mix: Mix) -> Option<Phase> {
-    let (k, d) = (a.connections, a.http);
+    let (k, budget) = match a.http_requests {
+        Some(n) => (a.connections, Budget::Requests(n)),
+        None => (a.connections, Budget::Time(a.http)),
+    };
     let app = match (store, imp) {
         ("memory", "none") => http::bare(),
         ("memory", "ours") => http::ours(manager(Arc::new(MemoryStore::new()))),
@@ -344,20 +374,25 @@ async fn http_run(a: &Args, store: &str, imp: &'static str, mix: Mix) -> Option<
         ("redis", "tower-sessions") => http::tower(tower_redis(&a.redis).await),
         _ => return None,
     };
-    Some(http::drive(app, k, d, mix).await)
+    Some(http::drive(app, k, budget, mix).await)
 }
 
 /// The HTTP workloads, `a.rounds` times, taking turns as the store runs do.
 async fn http_runs(a: &Args) -> Vec<Run> {
     let mut jobs = Vec::new();
-    for mix in [Mix::Writes, Mix::ReadMostly] {
-        jobs.extend([
-            ("memory", "none", mix),
-            ("memory", "ours", mix),
-            ("cookie", "ours", mix),
-            ("memory", "tower-sessions", mix),
-        ]);
-        if a.backends.iter().any(|b| b == "redis") {
+    let has = |backend: &str| a.backends.iter().any(|b| b == backend);
+    for &mix in &a.mixes {
+        if has("memory") {
+            jobs.extend([
+                ("memory", "none", mix),
+                ("memory", "ours", mix),
+                ("memory", "tower-sessions", mix),
+            ]);
+        }
+        if has("cookie") {
+            jobs.push(("cookie", "ours", mix));
+        }
+        if has("redis") {
             jobs.extend([
                 ("redis", "ours", mix),
                 ("redis", "ours-cached", mix),
@@ -366,7 +401,7 @@ async fn http_runs(a: &Args) -> Vec<Run> {
         }
     }
     jobs.retain(|(_, imp, _)| a.wants(imp));
-    if a.http.is_zero() || jobs.is_empty() {
+    if (a.http.is_zero() && a.http_requests.is_none()) || jobs.is_empty() {
         return Vec::new();
     }
     let mut rounds: Vec<Vec<Vec<Phase>>> = vec![Vec::new(); jobs.len()];
@@ -398,7 +433,11 @@ async fn main() {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; run with --release for real figures");
     }
-    let mut runs = store_runs(&args).await;
+    let mut runs = if args.http_requests.is_some() {
+        Vec::new()
+    } else {
+        store_runs(&args).await
+    };
     runs.extend(http_runs(&args).await);
     // A smoke pass's ratios say nothing: its targets are left unchecked.
     let checked: &[targets::Target] = if args.smoke { &[] } else { &targets::TARGETS };

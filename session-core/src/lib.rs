@@ -69,4 +69,4 @@ pub use record::{check_user_name, newest_per_session, Record, Timestamp, MAX_USE
 pub use seal::KeyRing;
 pub use session::{Session, TokenAction};
 pub use store::SessionStore;
-pub use token::{SessionId, SessionKey, SessionToken, TOKEN_BYTES, TOKEN_LEN};
+pub use token::{KeyHash, KeyHasher, SessionId, SessionKey, SessionToken, TOKEN_BYTES, TOKEN_LEN};

@@ -13,14 +13,15 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::record::{Record, Timestamp};
 use crate::store::SessionStore;
-use crate::token::{SessionId, SessionKey};
+use crate::token::{KeyHash, SessionId, SessionKey};
 
 const RECORD_SHARDS: usize = 64;
 const USER_SHARDS: usize = 64;
 
 #[derive(Default)]
 struct RecordShard {
-    records: HashMap<SessionKey, Record>,
+    /// Keyed by the key's own bytes: every key here is one the server made.
+    records: HashMap<SessionKey, Record, KeyHash>,
     /// `(expires_at, key)` of every record in this shard, oldest deadline first.
     expiry: BTreeSet<(Timestamp, SessionKey)>,
 }

@@ -663,7 +663,10 @@ impl Session {
             Err(_) => self.inner.gate.lock().await,
         };
         if let Some(name) = &self.inner.cookie {
-            return self.commit_sealed(name).await;
+            // Boxed: inline, the client-side commit (sealing, the revocation
+            // list) would make every server-side commit's future five times
+            // larger, and with it every request's future.
+            return Box::pin(self.commit_sealed(name)).await;
         }
         let manager = &self.inner.manager;
         let store = manager.store();

@@ -2,6 +2,7 @@
 //! stable, non-secret [`SessionId`].
 
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -89,8 +90,59 @@ impl fmt::Debug for SessionToken {
 ///
 /// A leaked database or Redis dump holds only these, and they cannot be turned
 /// back into a usable cookie.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SessionKey([u8; 32]);
+
+/// Hashes 8 of the key's 32 bytes (equality still compares all of them): a
+/// key is the SHA-256 of a random token, so any 8 of its bytes are already
+/// uniform. Bytes 8 to 15, not the first: [`MemoryStore`](crate::MemoryStore)
+/// picks a shard by the first byte.
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[8..16]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
+
+/// A [`BuildHasher`] for maps keyed by [`SessionKey`] that takes the key's
+/// own bytes as the hash instead of running SipHash over them.
+///
+/// Only for maps whose keys the server made (the keys of tokens it
+/// generated, as a store's records and a cache of loaded records are): keys
+/// derived from tokens a client chose could be ground to collide. Anything
+/// else hashed with it is mixed cheaply, not securely.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHash;
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// The [`Hasher`] of [`KeyHash`].
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = self.0.rotate_left(29) ^ word;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+    }
+}
 
 impl SessionKey {
     /// Wraps raw key bytes (for stores reading keys back).

@@ -20,12 +20,12 @@
 //!   deadline with the wall clock, as Redis does with `PXAT`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use lru::LruCache;
-use session_core::{Record, SessionKey, Timestamp};
+use session_core::{KeyHash, Record, SessionKey, Timestamp};
 
 /// Bytes charged to each entry beyond its data and user name: the map slot,
 /// the record's fixed fields and the list links.
@@ -92,35 +92,6 @@ pub struct CacheStats {
     pub online: bool,
 }
 
-/// Session keys are SHA-256 digests of random tokens, and only keys of
-/// records that exist are cached: their first bytes are already a uniform
-/// hash. This takes them as they are instead of running SipHash over 32
-/// bytes on every load.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct DigestHash;
-
-impl BuildHasher for DigestHash {
-    type Hasher = DigestHasher;
-    fn build_hasher(&self) -> DigestHasher {
-        DigestHasher(0)
-    }
-}
-
-pub(crate) struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut word = [0u8; 8];
-        let n = bytes.len().min(8);
-        word[..n].copy_from_slice(&bytes[..n]);
-        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
-    }
-}
-
 enum Slot {
     /// A load asked the server; its reply is kept only if this is still here.
     Filling(u64),
@@ -133,11 +104,11 @@ fn cost(r: &Record) -> usize {
 
 struct Inner {
     online: bool,
-    entries: LruCache<SessionKey, Slot, DigestHash>,
+    entries: LruCache<SessionKey, Slot, KeyHash>,
     bytes: usize,
     next_ticket: u64,
     /// Keys this process is writing now, with the number of writes.
-    writing: HashMap<SessionKey, u32, DigestHash>,
+    writing: HashMap<SessionKey, u32, KeyHash>,
     /// Users whose sessions this process is ending now.
     writing_users: HashMap<String, u32>,
 }
@@ -213,10 +184,10 @@ impl Cache {
             limits,
             inner: Mutex::new(Inner {
                 online: false,
-                entries: LruCache::unbounded_with_hasher(DigestHash),
+                entries: LruCache::unbounded_with_hasher(KeyHash),
                 bytes: 0,
                 next_ticket: 0,
-                writing: HashMap::with_hasher(DigestHash),
+                writing: HashMap::with_hasher(KeyHash),
                 writing_users: HashMap::new(),
             }),
             hits: AtomicU64::new(0),
