@@ -20,9 +20,8 @@
 //!   deadline with the wall clock, as Redis does with `PXAT`.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
 use session_core::{KeyHash, Record, SessionKey, Timestamp};
@@ -64,7 +63,8 @@ impl LocalCache {
     }
 
     /// At most about `bytes` of memory: each entry counts its data, its user
-    /// name and 160 bytes of bookkeeping.
+    /// name and 160 bytes of bookkeeping. (A large cache is split in up to
+    /// 16 shards by key, each with its share of both limits.)
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self
@@ -95,25 +95,29 @@ pub struct CacheStats {
 enum Slot {
     /// A load asked the server; its reply is kept only if this is still here.
     Filling(u64),
-    Ready(Record),
+    /// Shared, so that a hit copies the record after the lock is released.
+    Ready(Arc<Record>),
 }
 
 fn cost(r: &Record) -> usize {
     ENTRY_OVERHEAD + r.data.len() + r.user.as_ref().map_or(0, String::len)
 }
 
-struct Inner {
+/// One of the cache's shards: entries are spread over up to 16 by key, so
+/// that loads on many threads rarely wait for each other.
+struct Shard {
     online: bool,
     entries: LruCache<SessionKey, Slot, KeyHash>,
     bytes: usize,
     next_ticket: u64,
-    /// Keys this process is writing now, with the number of writes.
+    /// Keys of this shard this process is writing now, with the number of
+    /// writes.
     writing: HashMap<SessionKey, u32, KeyHash>,
-    /// Users whose sessions this process is ending now.
-    writing_users: HashMap<String, u32>,
+    hits: u64,
+    misses: u64,
 }
 
-impl Inner {
+impl Shard {
     fn remove(&mut self, key: &SessionKey) -> bool {
         match self.entries.pop(key) {
             Some(Slot::Ready(r)) => {
@@ -130,32 +134,22 @@ impl Inner {
         self.bytes = 0;
     }
 
-    /// Whether `r` (or its key) is being written by this process now.
-    fn being_written(&self, key: &SessionKey, user: Option<&str>) -> bool {
-        self.writing.contains_key(key)
-            || (!self.writing_users.is_empty()
-                && user.is_some_and(|u| self.writing_users.contains_key(u)))
-    }
-}
-
-fn enter<K: std::hash::Hash + Eq, S: BuildHasher>(map: &mut HashMap<K, u32, S>, k: K) {
-    *map.entry(k).or_insert(0) += 1;
-}
-
-fn leave<
-    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-    Q: std::hash::Hash + Eq + ?Sized,
-    S: BuildHasher,
->(
-    map: &mut HashMap<K, u32, S>,
-    k: &Q,
-) {
-    if let Some(n) = map.get_mut(k) {
-        *n -= 1;
-        if *n == 0 {
-            map.remove(k);
+    fn evict(&mut self, max_entries: usize, max_bytes: usize) {
+        while self.entries.len() > max_entries || self.bytes > max_bytes {
+            match self.entries.pop_lru() {
+                Some((_, Slot::Ready(r))) => self.bytes -= cost(&r),
+                Some((_, Slot::Filling(_))) => {}
+                None => break,
+            }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here panics while holding a lock; if something did, what it
+    // guards is still consistent enough to use (and going offline empties
+    // it).
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What a lookup found.
@@ -164,110 +158,119 @@ pub(crate) enum Lookup {
     Hit(Record),
     /// Not here: load from the server, then call [`Cache::fill`] with this.
     Fill(u64),
-    /// Tracking is down: load from the server and keep nothing.
+    /// Tracking is down, or this process is writing the key: load from the
+    /// server and keep nothing.
     Bypass,
 }
 
 /// The cache itself, shared by a store's clones and its tracking task.
 pub(crate) struct Cache {
-    limits: LocalCache,
-    inner: Mutex<Inner>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    shards: Box<[Mutex<Shard>]>,
+    /// Limits of each shard.
+    max_entries: usize,
+    max_bytes: usize,
+    /// Users whose sessions this process is ending now, and how many such
+    /// writes run (read without the lock, to skip it when none does).
+    writing_users: Mutex<HashMap<String, u32>>,
+    users_busy: AtomicUsize,
     invalidations: AtomicU64,
     flushes: AtomicU64,
 }
 
 impl Cache {
     pub(crate) fn new(limits: LocalCache) -> Self {
+        // A shard per 1,024 entries, up to 16: a small cache keeps exact
+        // least-recently-used order.
+        let n = (limits.max_entries / 1024).clamp(1, 16);
+        let shards = (0..n)
+            .map(|_| {
+                Mutex::new(Shard {
+                    online: false,
+                    entries: LruCache::unbounded_with_hasher(KeyHash),
+                    bytes: 0,
+                    next_ticket: 0,
+                    writing: HashMap::with_hasher(KeyHash),
+                    hits: 0,
+                    misses: 0,
+                })
+            })
+            .collect();
         Self {
-            limits,
-            inner: Mutex::new(Inner {
-                online: false,
-                entries: LruCache::unbounded_with_hasher(KeyHash),
-                bytes: 0,
-                next_ticket: 0,
-                writing: HashMap::with_hasher(KeyHash),
-                writing_users: HashMap::new(),
-            }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            shards,
+            max_entries: limits.max_entries.div_ceil(n),
+            max_bytes: limits.max_bytes / n,
+            writing_users: Mutex::new(HashMap::new()),
+            users_busy: AtomicUsize::new(0),
             invalidations: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Nothing in here panics while holding the lock; if something did,
-        // the map is still consistent enough to be emptied.
-        self.inner.lock().unwrap_or_else(|poisoned| {
-            let mut inner = poisoned.into_inner();
-            inner.clear();
-            inner
-        })
+    fn shard(&self, key: &SessionKey) -> MutexGuard<'_, Shard> {
+        // Keys are SHA-256 digests: any byte is uniform.
+        lock(&self.shards[usize::from(key.as_bytes()[16]) % self.shards.len()])
+    }
+
+    /// Whether this process is ending some of `user`'s sessions now.
+    fn user_busy(&self, user: Option<&str>) -> bool {
+        match user {
+            Some(user) if self.users_busy.load(Ordering::SeqCst) > 0 => {
+                lock(&self.writing_users).contains_key(user)
+            }
+            _ => false,
+        }
     }
 
     /// A cached, unexpired record for `key`, or a ticket to fill it.
     pub(crate) fn lookup(&self, key: &SessionKey, now: Timestamp) -> Lookup {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        if !inner.online || inner.writing.contains_key(key) {
-            self.misses.fetch_add(1, Ordering::Relaxed);
+        let mut shard = self.shard(key);
+        if !shard.online || shard.writing.contains_key(key) {
+            shard.misses += 1;
             return Lookup::Bypass;
         }
-        if let Some(Slot::Ready(r)) = inner.entries.get(key) {
-            let user_busy = !inner.writing_users.is_empty()
-                && r.user
-                    .as_ref()
-                    .is_some_and(|u| inner.writing_users.contains_key(u));
-            if r.expires_at > now && !user_busy {
-                let r = r.clone();
-                drop(guard);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Lookup::Hit(r);
-            }
-            inner.remove(key);
-            if user_busy {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+        if let Some(Slot::Ready(r)) = shard.entries.get(key) {
+            if r.expires_at > now {
+                let r = Arc::clone(r);
+                shard.hits += 1;
+                drop(shard);
+                if !self.user_busy(r.user.as_deref()) {
+                    return Lookup::Hit(Record::clone(&r));
+                }
+                let mut shard = self.shard(key);
+                shard.remove(key);
+                shard.hits -= 1;
+                shard.misses += 1;
                 return Lookup::Bypass;
             }
+            shard.remove(key);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        inner.next_ticket += 1;
-        let ticket = inner.next_ticket;
+        shard.misses += 1;
+        shard.next_ticket += 1;
+        let ticket = shard.next_ticket;
         // A slot another load left is taken over: the newest load fills.
-        if let Some(Slot::Ready(old)) = inner.entries.put(*key, Slot::Filling(ticket)) {
-            inner.bytes -= cost(&old);
+        if let Some(Slot::Ready(old)) = shard.entries.put(*key, Slot::Filling(ticket)) {
+            shard.bytes -= cost(&old);
         }
-        self.evict(inner);
+        shard.evict(self.max_entries, self.max_bytes);
         Lookup::Fill(ticket)
     }
 
     /// Keeps `record` (the server's answer to the load that got `ticket`) if
     /// nothing invalidated the key since, and it is live.
     pub(crate) fn fill(&self, key: &SessionKey, ticket: u64, record: Option<&Record>) {
-        let mut inner = self.lock();
-        if !matches!(inner.entries.peek(key), Some(Slot::Filling(t)) if *t == ticket) {
+        let keep = record.filter(|r| !self.user_busy(r.user.as_deref()));
+        let mut shard = self.shard(key);
+        if !matches!(shard.entries.peek(key), Some(Slot::Filling(t)) if *t == ticket) {
             return;
         }
-        match record {
-            Some(r) if inner.online && !inner.being_written(key, r.user.as_deref()) => {
-                inner.bytes += cost(r);
-                inner.entries.put(*key, Slot::Ready(r.clone()));
-                self.evict(&mut inner);
+        match keep {
+            Some(r) if shard.online && !shard.writing.contains_key(key) => {
+                shard.bytes += cost(r);
+                shard.entries.put(*key, Slot::Ready(Arc::new(r.clone())));
+                shard.evict(self.max_entries, self.max_bytes);
             }
             _ => {
-                inner.entries.pop(key);
-            }
-        }
-    }
-
-    fn evict(&self, inner: &mut Inner) {
-        while inner.entries.len() > self.limits.max_entries || inner.bytes > self.limits.max_bytes {
-            match inner.entries.pop_lru() {
-                Some((_, Slot::Ready(r))) => inner.bytes -= cost(&r),
-                Some((_, Slot::Filling(_))) => {}
-                None => break,
+                shard.entries.pop(key);
             }
         }
     }
@@ -275,38 +278,52 @@ impl Cache {
     /// Before this process writes `keys`: drops them, and loads bypass the
     /// cache for them until [`Cache::end_write`].
     pub(crate) fn begin_write(&self, keys: &[SessionKey]) {
-        let mut inner = self.lock();
         for key in keys {
-            inner.remove(key);
-            enter(&mut inner.writing, *key);
+            let mut shard = self.shard(key);
+            shard.remove(key);
+            *shard.writing.entry(*key).or_insert(0) += 1;
         }
     }
 
     /// After the write [`Cache::begin_write`] announced, whatever its outcome.
     pub(crate) fn end_write(&self, keys: &[SessionKey]) {
-        let mut inner = self.lock();
         for key in keys {
-            leave(&mut inner.writing, key);
-            inner.remove(key);
+            let mut shard = self.shard(key);
+            if let Some(n) = shard.writing.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    shard.writing.remove(key);
+                }
+            }
+            shard.remove(key);
         }
     }
 
     /// Before this process ends some of `user`'s sessions.
     pub(crate) fn begin_user_write(&self, user: &str) {
-        let mut inner = self.lock();
-        enter(&mut inner.writing_users, user.to_owned());
+        *lock(&self.writing_users)
+            .entry(user.to_owned())
+            .or_insert(0) += 1;
+        self.users_busy.fetch_add(1, Ordering::SeqCst);
     }
 
     /// After the write [`Cache::begin_user_write`] announced: drops what
     /// `matches` picks (and every load in flight).
     pub(crate) fn end_user_write(&self, user: &str, matches: impl Fn(&Record) -> bool) {
         self.invalidate_where(matches);
-        leave(&mut self.lock().writing_users, user);
+        let mut users = lock(&self.writing_users);
+        if let Some(n) = users.get_mut(user) {
+            *n -= 1;
+            if *n == 0 {
+                users.remove(user);
+            }
+        }
+        self.users_busy.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Drops `key` (an invalidation from Redis).
     pub(crate) fn invalidate(&self, key: &SessionKey) {
-        if self.lock().remove(key) {
+        if self.shard(key).remove(key) {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -314,57 +331,75 @@ impl Cache {
     /// Drops every entry `matches` picks and every load in flight: for writes
     /// that end records this process cannot name by key (a user's sessions).
     pub(crate) fn invalidate_where(&self, matches: impl Fn(&Record) -> bool) {
-        let mut inner = self.lock();
-        let doomed: Vec<SessionKey> = inner
-            .entries
-            .iter()
-            .filter(|(_, slot)| match slot {
-                Slot::Filling(_) => true,
-                Slot::Ready(r) => matches(r),
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for key in &doomed {
-            inner.remove(key);
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            let doomed: Vec<SessionKey> = shard
+                .entries
+                .iter()
+                .filter(|(_, slot)| match slot {
+                    Slot::Filling(_) => true,
+                    Slot::Ready(r) => matches(r),
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for key in &doomed {
+                shard.remove(key);
+            }
+            self.invalidations
+                .fetch_add(doomed.len() as u64, Ordering::Relaxed);
         }
-        self.invalidations
-            .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Every shard locked, in order (so that no push handler changes any of
+    /// them meanwhile).
+    fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        self.shards.iter().map(lock).collect()
     }
 
     /// Empties the cache and sets whether it may hold entries again.
     pub(crate) fn reset(&self, online: bool) {
-        let mut inner = self.lock();
-        inner.clear();
-        inner.online = online;
+        for mut shard in self.lock_all() {
+            shard.clear();
+            shard.online = online;
+        }
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Empties the cache, which stays online (Redis said every key changed).
     pub(crate) fn flush(&self) {
-        self.lock().clear();
+        for mut shard in self.lock_all() {
+            shard.clear();
+        }
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Empties the cache and puts it online, if `still_tracking` says so
     /// while no push handler can take it offline.
     pub(crate) fn go_online_if(&self, still_tracking: impl FnOnce() -> bool) -> bool {
-        let mut inner = self.lock();
-        inner.clear();
-        inner.online = still_tracking();
-        inner.online
+        let mut all = self.lock_all();
+        let online = still_tracking();
+        for shard in &mut all {
+            shard.clear();
+            shard.online = online;
+        }
+        online
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        let inner = self.lock();
-        CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+        let mut stats = CacheStats {
             invalidations: self.invalidations.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
-            entries: inner.entries.len() as u64,
-            bytes: inner.bytes as u64,
-            online: inner.online,
+            ..CacheStats::default()
+        };
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            stats.hits += shard.hits;
+            stats.misses += shard.misses;
+            stats.entries += shard.entries.len() as u64;
+            stats.bytes += shard.bytes as u64;
+            stats.online = shard.online;
         }
+        stats
     }
 }
 
@@ -471,7 +506,11 @@ mod tests {
         assert!(matches!(cache.lookup(&rs[1].key, now()), Lookup::Fill(_)));
         assert!(matches!(cache.lookup(&rs[0].key, now()), Lookup::Hit(_)));
 
-        let cache = online(LocalCache::default().max_bytes(3 * (ENTRY_OVERHEAD + 100)));
+        let cache = online(
+            LocalCache::default()
+                .max_entries(100)
+                .max_bytes(3 * (ENTRY_OVERHEAD + 100)),
+        );
         for _ in 0..10 {
             fill(&cache, &record(None, 100, 2_000));
         }
