@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 use session_core::{KeyHash, Record, SessionKey, Timestamp};
 
-/// Bytes charged to each entry beyond its data and user name: the map slot,
-/// the record's fixed fields and the list links.
-const ENTRY_OVERHEAD: usize = 160;
+/// Bytes charged to each entry beyond its data and user name: the map slot
+/// and list links (about 80) and the shared record's allocation (about 140).
+const ENTRY_OVERHEAD: usize = 224;
 
 /// Limits of [`RedisOptions::local_cache`](crate::RedisOptions::local_cache):
 /// the least recently used entries are evicted beyond either.
@@ -63,7 +63,7 @@ impl LocalCache {
     }
 
     /// At most about `bytes` of memory: each entry counts its data, its user
-    /// name and 160 bytes of bookkeeping. (A large cache is split in up to
+    /// name and 224 bytes of bookkeeping. (A large cache is split in up to
     /// 16 shards by key, each with its share of both limits.)
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
