@@ -281,3 +281,54 @@ async fn the_cache_holds_no_more_than_its_entry_limit() {
     assert!(stats.hits > 0, "{stats:?}");
     delete_prefix(&[url], &prefix).await;
 }
+
+/// Over TLS (`rediss://`, a private CA), standalone and Cluster: the
+/// tracking connections are TLS connections too, built like the store's
+/// own, and a logout through one store reaches the other's cache.
+#[tokio::test]
+async fn tracking_works_over_tls_standalone_and_cluster() {
+    use common::{tls_ca, TLS_CA_VAR, TLS_CLUSTER_CA_VAR, TLS_CLUSTER_VAR, TLS_URL_VAR};
+    const TEST: &str = "tracking_works_over_tls_standalone_and_cluster";
+    let Some(url) = url_or_skip(TLS_URL_VAR, TEST) else {
+        return;
+    };
+    let Some(list) = url_or_skip(TLS_CLUSTER_VAR, TEST) else {
+        return;
+    };
+    let prefix = random_prefix();
+    let options = |ca: Vec<u8>| cached_options(&prefix).tls_root_certificates(ca);
+    let ca = tls_ca(TLS_CA_VAR, TLS_URL_VAR);
+    let a = RedisStore::connect(&url, options(ca.clone()))
+        .await
+        .unwrap();
+    let b = RedisStore::connect(&url, options(ca)).await.unwrap();
+    logout_reaches_the_other_cache(&a, &b, "standalone over TLS").await;
+
+    let nodes = cluster_nodes(&list);
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let ca = tls_ca(TLS_CLUSTER_CA_VAR, TLS_CLUSTER_VAR);
+    let a = RedisStore::connect_cluster(&refs, options(ca.clone()))
+        .await
+        .unwrap();
+    let b = RedisStore::connect_cluster(&refs, options(ca))
+        .await
+        .unwrap();
+    logout_reaches_the_other_cache(&a, &b, "cluster over TLS").await;
+}
+
+async fn logout_reaches_the_other_cache(a: &RedisStore, b: &RedisStore, label: &str) {
+    for _ in 0..20 {
+        let r = new_record(Some("dave"));
+        a.create(&r).await.expect("create");
+        warm(b, &r).await;
+        assert!(a.delete(&r.key).await.expect("delete"), "{label}");
+        let acked = Instant::now();
+        while b.load(&r.key).await.expect("load").is_some() {
+            assert!(
+                acked.elapsed() < GIVE_UP,
+                "{label}: the logout never reached b"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+}
