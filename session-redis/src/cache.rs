@@ -264,7 +264,13 @@ impl Cache {
             return;
         }
         match keep {
-            Some(r) if shard.online && !shard.writing.contains_key(key) => {
+            // A record larger than a shard's whole budget is not kept: it
+            // would only evict everything else first.
+            Some(r)
+                if shard.online
+                    && !shard.writing.contains_key(key)
+                    && cost(r) <= self.max_bytes =>
+            {
                 shard.bytes += cost(r);
                 shard.entries.put(*key, Slot::Ready(Arc::new(r.clone())));
                 shard.evict(self.max_entries, self.max_bytes);
@@ -363,6 +369,21 @@ impl Cache {
             shard.online = online;
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Empties the cache and takes it offline, if `still_current` says so
+    /// while no other push handler or [`Cache::go_online_if`] can interleave.
+    pub(crate) fn reset_if(&self, still_current: impl FnOnce() -> bool) -> bool {
+        let mut all = self.lock_all();
+        if !still_current() {
+            return false;
+        }
+        for shard in &mut all {
+            shard.clear();
+            shard.online = false;
+        }
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Empties the cache, which stays online (Redis said every key changed).

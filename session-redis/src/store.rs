@@ -498,6 +498,15 @@ impl RedisStore {
     /// Cluster: settles a pending rotation target `name` whose rotation started
     /// from `old`. Returns whether `name` is live now.
     async fn resolve_pending(&self, name: &str, old: &str) -> Result<bool> {
+        // Settling writes both keys: announced to the local cache like any
+        // write of this process, so no reader here meets the new key live
+        // and the old one's record from memory.
+        let keys: Vec<SessionKey> = [name, old]
+            .into_iter()
+            .filter_map(|n| n.get(n.len().checked_sub(64)?..))
+            .filter_map(SessionKey::from_hex)
+            .collect();
+        let _w = self.writing(&keys);
         let seen = self.get(old).await?;
         let tombstone = value::tombstone(name);
         if seen.as_deref() == Some(&tombstone[..]) {

@@ -64,7 +64,8 @@ struct Shared {
     cache: Arc<Cache>,
     records: Arc<str>,
     /// The set of connections whose pushes count; older ones are ignored
-    /// (dropping them may still report a disconnection).
+    /// (a socket that breaks while its set is being replaced still reports
+    /// a disconnection).
     generation: AtomicU64,
     /// The last generation a connection of which was lost.
     dropped: AtomicU64,
@@ -89,9 +90,20 @@ impl Shared {
                 _ => self.cache.flush(),
             },
             PushKind::Disconnection => {
-                self.dropped.store(generation, Ordering::Release);
-                self.cache.reset(false);
-                lost.notify_one();
+                // Checked again under the cache's locks: a handler of an
+                // older set, paused after the check above while a new set
+                // went online, must not take the new set's cache offline
+                // (nothing would bring it back).
+                let current = || {
+                    let current = self.generation.load(Ordering::Acquire) == generation;
+                    if current {
+                        self.dropped.store(generation, Ordering::Release);
+                    }
+                    current
+                };
+                if self.cache.reset_if(current) {
+                    lost.notify_one();
+                }
             }
             _ => {}
         }
@@ -199,12 +211,19 @@ async fn establish(
     } else {
         (setup.seeds.clone(), BTreeSet::new())
     };
+    if targets.is_empty() {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "no node to track",
+        )));
+    }
     let mut conns = Vec::with_capacity(targets.len());
     for info in targets {
         conns.push(track(setup, info, shared, lost, generation).await?);
     }
     // A connection of this set may have dropped already: its handler has
-    // then taken the cache offline, and must not be overruled.
+    // then taken the cache offline, and must not be overruled (both look at
+    // `dropped` under the cache's locks).
     let intact = || shared.dropped.load(Ordering::Acquire) != generation;
     if !shared.cache.go_online_if(intact) {
         return Err(redis::RedisError::from((
@@ -287,6 +306,13 @@ async fn discover(setup: &Setup) -> RedisResult<(Vec<ConnectionInfo>, BTreeSet<S
                     .iter()
                     .filter_map(|addr| {
                         let (host, port) = addr.rsplit_once(':')?;
+                        // A node that never met another lists itself
+                        // without a host: it is the seed that answered.
+                        let host = if host.is_empty() {
+                            seed_host(seed)?
+                        } else {
+                            host
+                        };
                         Some(with_address(seed, host, port.parse().ok()?))
                     })
                     .collect();
@@ -298,6 +324,13 @@ async fn discover(setup: &Setup) -> RedisResult<(Vec<ConnectionInfo>, BTreeSet<S
     Err(last.unwrap_or_else(|| {
         redis::RedisError::from((redis::ErrorKind::Client, "no cluster node to ask"))
     }))
+}
+
+fn seed_host(seed: &ConnectionInfo) -> Option<&str> {
+    match seed.addr() {
+        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => Some(host),
+        _ => None,
+    }
 }
 
 fn with_address(seed: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo {
@@ -314,7 +347,8 @@ fn with_address(seed: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo 
 }
 
 /// `host:port` of every node `CLUSTER NODES` lists that is not known to
-/// have failed (a node Redis only suspects is still tracked, or tried).
+/// have failed (a node Redis only suspects is still tracked, or tried);
+/// `:port` for a node that lists itself without a host.
 fn node_addresses(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter_map(|line| {
@@ -325,8 +359,8 @@ fn node_addresses(text: &str) -> BTreeSet<String> {
                 .split(',')
                 .any(|f| matches!(f, "fail" | "noaddr" | "handshake"));
             let addr = address.split(['@', ',']).next()?;
-            let (host, port) = addr.rsplit_once(':')?;
-            (!gone && !host.is_empty() && port != "0").then(|| addr.to_owned())
+            let (_, port) = addr.rsplit_once(':')?;
+            (!gone && port != "0").then(|| addr.to_owned())
         })
         .collect()
 }
@@ -349,5 +383,9 @@ e5 :0@0 master,noaddr - 0 0 0 disconnected
             nodes,
             ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]
         );
+        // A node alone in its cluster does not know its own address.
+        let alone = "a1 :7000@17000 myself,master - 0 0 1 connected 0-16383\n";
+        let nodes: Vec<String> = node_addresses(alone).into_iter().collect();
+        assert_eq!(nodes, [":7000"]);
     }
 }

@@ -332,3 +332,77 @@ async fn logout_reaches_the_other_cache(a: &RedisStore, b: &RedisStore, label: &
         }
     }
 }
+
+/// A cluster of one node (it lists itself without an address in `CLUSTER
+/// NODES`): its node is tracked like any other, and a change reaches the
+/// other store's cache within the delay, not after a heartbeat.
+#[tokio::test]
+async fn a_one_node_cluster_is_tracked() {
+    use common::{OwnServer, TempDir};
+    const TEST: &str = "a_one_node_cluster_is_tracked";
+    if url_or_skip(URL_VAR, TEST).is_none() {
+        return;
+    }
+    let port = session_test_suite::free_loopback_port();
+    let dir = TempDir::new("one-node-cluster");
+    let nodes_file = dir.0.join("nodes.conf");
+    let server = OwnServer::start_with(
+        port,
+        &dir,
+        &[
+            "--save",
+            "",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            nodes_file.to_str().expect("a UTF-8 path"),
+        ],
+    )
+    .await;
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        if info.contains("cluster_state:ok") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let url = server.url();
+    let prefix = random_prefix();
+    let a = RedisStore::connect_cluster(&[&url], cached_options(&prefix))
+        .await
+        .unwrap();
+    let b = RedisStore::connect_cluster(&[&url], cached_options(&prefix))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let r = new_record(Some("erin"));
+        a.create(&r).await.unwrap();
+        warm(&b, &r).await;
+        assert!(a.delete(&r.key).await.unwrap());
+        let acked = Instant::now();
+        while b.load(&r.key).await.unwrap().is_some() {
+            assert!(
+                acked.elapsed() < P99_LIMIT,
+                "the logout did not reach b's cache within {P99_LIMIT:?}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    server.kill().await;
+}
